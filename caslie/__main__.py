@@ -1,0 +1,3 @@
+from caslie.cli import main
+
+main()

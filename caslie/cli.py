@@ -1,0 +1,252 @@
+"""The ``caslie`` command: broker, topics, produce, consume, run, schemas, demo."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from caslie.exit_codes import ExitCode
+from streams.config import Settings, load_settings
+from streams.logs import configure_logging
+
+app = typer.Typer(
+    name="caslie",
+    help="CASLIE as a streaming service: Kafka topics in, task predictions out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="Create and list caslie topics.", no_args_is_help=True)
+schemas_app = typer.Typer(help="JSON Schema files for external producers.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (also CASLIE_CONFIG).", show_default=False),
+]
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option("--bootstrap-servers", "-b", help="Kafka bootstrap servers (CASLIE_BOOTSTRAP_SERVERS)."),
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = None,
+) -> None:
+    overrides: dict[str, Any] = {}
+    if bootstrap_servers:
+        overrides["bootstrap_servers"] = bootstrap_servers
+    if log_level:
+        overrides["log_level"] = log_level
+    try:
+        settings = load_settings(config, **overrides)
+    except Exception as exc:  # noqa: BLE001 - reported as a usage error
+        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _stop_event() -> threading.Event:
+    """An event set by the first SIGINT/SIGTERM; a second one exits at once."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            sys.exit(128 + signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+@app.command()
+def broker(
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: a free one).")] = None,
+) -> None:
+    """Start the embedded Kafka-compatible broker (tansu, memory storage) until Ctrl-C.
+
+    It offers at-least-once delivery only: no transaction isolation, a high watermark that
+    counts batches, slow group joins, and no persistence. Use Apache Kafka in production.
+    """
+    from streams.broker import EmbeddedBroker
+    from streams.exceptions import BrokerUnavailable
+
+    stop = _stop_event()
+    try:
+        embedded = EmbeddedBroker(port).start()
+    except BrokerUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    typer.echo(embedded.bootstrap_servers, err=False)
+    typer.echo(
+        f"embedded broker ready: export CASLIE_BOOTSTRAP_SERVERS={embedded.bootstrap_servers}",
+        err=True,
+    )
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.5):
+            if not embedded.running():
+                typer.echo("error: the embedded broker exited", err=True)
+                raise typer.Exit(ExitCode.UNAVAILABLE)
+    finally:
+        embedded.stop()
+
+
+@topics_app.command("create")
+def topics_create(ctx: typer.Context) -> None:
+    """Create every caslie topic (existing ones are kept)."""
+    from confluent_kafka import KafkaException
+
+    from streams.clients import create_topics, wait_for_broker
+
+    settings = _settings(ctx)
+    try:
+        wait_for_broker(settings, timeout=30)
+        outcome = create_topics(settings)
+    except (TimeoutError, KafkaException) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    for name, status in sorted(outcome.items()):
+        typer.echo(f"{name}\t{status}")
+
+
+@topics_app.command("list")
+def topics_list(ctx: typer.Context) -> None:
+    """List the caslie topics on the broker with their partition counts."""
+    from streams.clients import make_admin
+
+    settings = _settings(ctx)
+    metadata = make_admin(settings).list_topics(timeout=15)
+    for name in sorted(metadata.topics):
+        if name.startswith(settings.topic_prefix):
+            typer.echo(f"{name}\t{len(metadata.topics[name].partitions)}")
+
+
+@app.command()
+def produce(
+    ctx: typer.Context,
+    topic: Annotated[str, typer.Argument(help="Topic, e.g. caslie.catalog or catalog.")],
+    file: Annotated[str, typer.Argument(help="JSON-lines file, or - for standard input.")] = "-",
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Send the valid lines even if some are invalid.")
+    ] = False,
+) -> None:
+    """Validate JSON lines against the topic's schema and produce them.
+
+    Nothing is sent if any line is invalid, unless --skip-invalid. Exit code 1 on invalid
+    lines (0 with --skip-invalid), 4 if the broker is unreachable.
+    """
+    from streams.produce import ProduceError, produce_lines
+
+    settings = _settings(ctx)
+    try:
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    try:
+        with stream:
+            report = produce_lines(settings, topic, stream, skip_invalid=skip_invalid)
+    except (KeyError, ProduceError) as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(ExitCode.UNAVAILABLE if isinstance(exc, ProduceError) else ExitCode.INVALID_INPUT) from None
+    for line_no, reason in report.invalid:
+        typer.echo(f"line {line_no}: {reason}", err=True)
+    typer.echo(f"sent {report.sent}, invalid {len(report.invalid)}", err=True)
+    if report.invalid and not skip_invalid:
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+
+
+@app.command()
+def consume(
+    ctx: typer.Context,
+    topic: Annotated[str, typer.Argument(help="Topic, e.g. caslie.predictions or predictions.")],
+    max_records: Annotated[int | None, typer.Option("--max", help="Stop after N records.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop after S seconds without a new record.")
+    ] = None,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the earliest offset.")
+    ] = False,
+    dedupe: Annotated[
+        bool, typer.Option("--dedupe", help="Drop repeats (same caslie-id header).")
+    ] = False,
+) -> None:
+    """Print a topic's records as JSON lines.
+
+    Exit code 5 when --max was given and fewer records arrived before --timeout.
+    """
+    from streams.consume import consume_records
+
+    settings = _settings(ctx)
+    stop = _stop_event()
+    count = 0
+    try:
+        for value in consume_records(
+            settings, topic, max_records=max_records, idle_timeout=timeout,
+            from_beginning=from_beginning, dedupe=dedupe, stop=stop,
+        ):
+            sys.stdout.buffer.write(value + b"\n")
+            sys.stdout.flush()
+            count += 1
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    if max_records is not None and count < max_records:
+        typer.echo(f"received {count} of {max_records} records", err=True)
+        raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    stage: Annotated[str, typer.Argument(help="router, captioner, voter, predictor or all.")],
+) -> None:
+    """Run one stage as a long-lived worker (graceful stop on SIGTERM/Ctrl-C)."""
+    settings = _settings(ctx)
+    if stage == "router":
+        from streams.router.app import run_router
+
+        run_router(settings, loglevel=settings.log_level.lower())
+        return
+    typer.echo(f"error: unknown stage {stage!r}; known: router", err=True)
+    raise typer.Exit(ExitCode.USAGE)
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path | None, typer.Argument(help="Target folder (default: the package's).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Fail if the files differ from the models.")] = False,
+) -> None:
+    """Write the JSON Schema file of every topic (or check them with --check)."""
+    from schemas.registry import JSONSCHEMA_DIR, render_json_schemas, write_json_schemas
+
+    target = directory or JSONSCHEMA_DIR
+    if check:
+        stale = [n for n, text in render_json_schemas().items()
+                 if not (target / n).is_file() or (target / n).read_text() != text]
+        for name in stale:
+            typer.echo(f"stale: {target / name}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT if stale else ExitCode.OK)
+    for path in write_json_schemas(target):
+        typer.echo(str(path))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,64 @@
+"""Event and record models for every caslie topic, the task specs, and JSON Schema export."""
+
+from schemas.base import SCHEMA_VERSION, Record
+from schemas.dlq import DlqEnvelope, ErrorKind
+from schemas.events import (
+    APQuery,
+    CCQuery,
+    MPCQuery,
+    PRPQuery,
+    ProductEvent,
+    PSIQuery,
+    QueryEvent,
+    ReviewEvent,
+    SAQuery,
+    SRQuery,
+    parse_query,
+)
+from schemas.images import ImageRef
+from schemas.records import (
+    AdapterAnnouncement,
+    Caption,
+    CaptionedRecord,
+    EnrichedRecord,
+    ImageSlot,
+    JudgeVote,
+    LabelEvent,
+    Prediction,
+    SlotVerdict,
+    TaskRequest,
+    TraceEntry,
+)
+from schemas.registry import TOPIC_TYPES, validate
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TOPIC_TYPES",
+    "APQuery",
+    "AdapterAnnouncement",
+    "CCQuery",
+    "Caption",
+    "CaptionedRecord",
+    "DlqEnvelope",
+    "EnrichedRecord",
+    "ErrorKind",
+    "ImageRef",
+    "ImageSlot",
+    "JudgeVote",
+    "LabelEvent",
+    "MPCQuery",
+    "PRPQuery",
+    "PSIQuery",
+    "Prediction",
+    "ProductEvent",
+    "QueryEvent",
+    "Record",
+    "ReviewEvent",
+    "SAQuery",
+    "SRQuery",
+    "SlotVerdict",
+    "TaskRequest",
+    "TraceEntry",
+    "parse_query",
+    "validate",
+]

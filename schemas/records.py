@@ -1,0 +1,163 @@
+"""Records the pipeline writes: requests, captioned and enriched records, predictions,
+labels, adapter announcements.
+
+Each pipeline record extends the one before it, so a prediction's input can always be
+traced back: ``TaskRequest`` -> ``CaptionedRecord`` -> ``EnrichedRecord``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.base import Identifier, Record
+from schemas.images import ImageRef
+from schemas.tasks.catalog import get_task
+from schemas.tasks.spec import TaskCode
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TraceEntry(_Part):
+    """Which stage touched a record, with which model or adapter, when."""
+
+    stage: str
+    at: float
+    model: str | None = None
+    detail: str | None = None
+
+
+class ImageSlot(_Part):
+    """One image to caption, with the values its caption and judge prompts need.
+
+    Slot names: ``product``, ``review``, ``product1``/``product2`` (PRP), ``history/N`` and
+    ``option/L`` (SR).
+    """
+
+    slot: str = Field(min_length=1, max_length=64)
+    image: ImageRef | None = None
+    caption_vars: dict[str, str] = Field(default_factory=dict)
+    judge_vars: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskRequest(Record):
+    """A fully self-contained request for one prediction (topic ``requests``)."""
+
+    request_id: Identifier
+    task: TaskCode
+    #: Task inputs; keys per task spec (e.g. AP: ``question``, ``document``).
+    inputs: dict[str, str | list[str]]
+    #: Option strings (``"A: ..."``); empty for yes/no tasks.
+    options: list[str] = Field(default_factory=list, max_length=20)
+    slots: list[ImageSlot] = Field(default_factory=list, max_length=48)
+    adapter: Identifier | None = None
+    #: Stage name -> epoch seconds when that stage emitted the record.
+    timestamps: dict[str, float] = Field(default_factory=dict)
+    trace: list[TraceEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _inputs_match_task(self) -> TaskRequest:
+        spec = get_task(self.task)
+        missing = [f for f in spec.input_fields if f not in self.inputs]
+        if missing:
+            raise ValueError(f"{self.task} request is missing inputs {missing}")
+        if spec.answer_kind == "lettered" and len(self.options) < 2:
+            raise ValueError(f"{self.task} request needs at least two options")
+        for slot in self.slots:
+            need = spec.caption_vars - slot.caption_vars.keys()
+            need |= spec.judge_vars - slot.judge_vars.keys()
+            if need:
+                raise ValueError(f"slot {slot.slot!r} lacks prompt values {sorted(need)}")
+        return self
+
+
+class Caption(_Part):
+    """The caption of one slot, or why there is none."""
+
+    slot: str
+    text: str | None = None
+    model: str | None = None
+    image_sha256: str | None = None
+    cached: bool = False
+    #: Why no caption was produced (image fetch/decoding/model error); the request goes on.
+    error: str | None = None
+
+
+class CaptionedRecord(TaskRequest):
+    """A request with a caption (or a recorded failure) for every slot (topic ``captioned``)."""
+
+    captions: list[Caption] = Field(default_factory=list)
+
+
+class JudgeVote(_Part):
+    judge: str
+    vote: bool
+    #: log P(yes) - log P(no), or a similarity margin, when the judge has one.
+    score: float | None = None
+
+
+class SlotVerdict(_Part):
+    """The CQE decision for one slot's caption."""
+
+    slot: str
+    keep: bool
+    mode: Literal["mv", "uia", "no_caption"]
+    votes: list[JudgeVote] = Field(default_factory=list)
+
+
+class EnrichedRecord(CaptionedRecord):
+    """A captioned request with per-judge votes and keep decisions (topic ``enriched``)."""
+
+    verdicts: list[SlotVerdict] = Field(default_factory=list)
+
+
+class Prediction(Record):
+    """A task answer (topic ``predictions``)."""
+
+    request_id: Identifier
+    task: TaskCode
+    #: ``yes``/``no`` for binary tasks, else the option letter.
+    label: str
+    #: The full option text for lettered tasks.
+    option: str | None = None
+    scores: dict[str, float] | None = None
+    #: ``name@vN`` of the LoRA adapter that answered, or ``base``.
+    adapter: str
+    models: list[str] = Field(default_factory=list)
+    captions_used: list[str] = Field(default_factory=list)
+    caption_errors: dict[str, str] = Field(default_factory=dict)
+    timestamps: dict[str, float] = Field(default_factory=dict)
+    #: Seconds spent in each stage (from the record's timestamps).
+    latencies: dict[str, float] = Field(default_factory=dict)
+    trace: list[TraceEntry] = Field(default_factory=list)
+
+
+class LabelEvent(Record):
+    """Ground truth or feedback for a request (topic ``labels``); latest wins."""
+
+    request_id: Identifier
+    task: TaskCode
+    #: ``yes``/``no`` or the option letter.
+    label: str = Field(min_length=1, max_length=8)
+    source: str | None = None
+    event_time: float | None = None
+
+
+class AdapterAnnouncement(Record):
+    """A published adapter version (topic ``adapters``); predictors hot-load it."""
+
+    name: Identifier
+    adapter_version: int = Field(ge=1)
+    uri: str
+    base_model: str
+    tasks: list[TaskCode] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    action: Literal["publish", "rollback"] = "publish"
+    published_at: float
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.adapter_version}"

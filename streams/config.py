@@ -1,0 +1,118 @@
+"""Configuration: ``CASLIE_``-prefixed environment variables over a TOML file over defaults.
+
+Nested settings use ``__`` in env names (``CASLIE_DLQ__MAX_CONSECUTIVE=50``). The file is
+named by ``CASLIE_CONFIG`` or ``--config``. Anything under ``[kafka]`` (security.protocol,
+sasl.*, ssl.*) is passed through to every Kafka client and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "CASLIE_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DlqSettings(_Section):
+    #: Stop the stage after this many invalid records in a row.
+    max_consecutive: int = Field(default=200, ge=1)
+    #: Stop the stage when the invalid share of the last ``window`` records exceeds this.
+    max_ratio: float = Field(default=0.95, gt=0, le=1)
+    window: int = Field(default=500, ge=10)
+    #: Bytes of the offending payload kept in the envelope.
+    payload_max_bytes: int = Field(default=4096, ge=0)
+    #: Top-level JSON fields replaced by ``"<redacted>"`` in envelopes.
+    redact_fields: list[str] = Field(default_factory=list)
+
+
+class BatchSettings(_Section):
+    #: Largest batch handed to a stage's model.
+    max_batch: int = Field(default=16, ge=1)
+    #: Longest wait for a batch to fill, in milliseconds.
+    max_wait_ms: int = Field(default=200, ge=0)
+    #: Records consumed but not yet committed; past this, partitions are paused.
+    max_in_flight: int = Field(default=256, ge=1)
+
+
+class RouterSettings(_Section):
+    #: How long a query waits for a product that has not arrived yet before going to the DLQ.
+    product_wait_s: float = Field(default=30.0, ge=0)
+    #: How often a waiting query is re-checked.
+    retry_interval_s: float = Field(default=1.0, gt=0)
+    #: Recent reviews kept per product (AP's supporting document, SA by review id).
+    recent_reviews: int = Field(default=5, ge=1, le=100)
+    #: Emit a CC request for every new product that carries ``category_options``.
+    auto_cc: bool = False
+    #: Emit an SA request for every new review.
+    auto_sa: bool = False
+
+
+class Settings(BaseSettings):
+    """All caslie settings. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CASLIE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    bootstrap_servers: str = "localhost:9092"
+    topic_prefix: str = "caslie."
+    #: Partitions for topics that ``caslie topics create`` makes.
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    #: Extra librdkafka/aiokafka client settings (security.protocol, sasl.*, ssl.*).
+    kafka: dict[str, str] = Field(default_factory=dict)
+    dlq: DlqSettings = Field(default_factory=DlqSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    #: Where model caches and converted models live.
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "caslie")
+    #: Port for Prometheus metrics and health endpoints (0 = off).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    log_format: Literal["json", "console"] = "console"
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(CONFIG_ENV)
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings for logs: every Kafka client setting value is hidden."""
+        data = self.model_dump(mode="json")
+        data["kafka"] = {key: "***" for key in self.kafka}
+        return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from (highest first) ``overrides``, env vars, the TOML file, defaults."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"config file {config_file} does not exist")
+        tomllib.loads(config_file.read_text())  # fail early with a TOML syntax error
+        os.environ[CONFIG_ENV] = str(config_file)
+    return Settings(**overrides)

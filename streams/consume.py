@@ -1,0 +1,67 @@
+"""Read a topic's records (the ``caslie consume`` command)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
+
+from streams.clients import make_consumer
+from streams.config import Settings
+from streams.runner import DEDUPE_HEADER
+from streams.topics import logical_name, topic_name
+
+
+def consume_records(
+    settings: Settings,
+    topic: str,
+    max_records: int | None = None,
+    idle_timeout: float | None = None,
+    from_beginning: bool = False,
+    dedupe: bool = False,
+    stop: threading.Event | None = None,
+) -> Iterator[bytes]:
+    """Yield record values, reading every partition by direct assignment (no consumer group:
+    nothing is committed and no group join delays the first record).
+
+    Stops after ``max_records``, after ``idle_timeout`` seconds without a record, or when
+    ``stop`` is set.
+    """
+    name = topic_name(settings, logical_name(settings, topic))
+    consumer = make_consumer(settings, **{"enable.partition.eof": False})
+    metadata = consumer.list_topics(name, timeout=15)
+    partitions = metadata.topics[name].partitions if name in metadata.topics else {}
+    if not partitions or metadata.topics[name].error is not None:
+        consumer.close()
+        raise KeyError(f"topic {name} does not exist (run 'caslie topics create')")
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    consumer.assign([TopicPartition(name, p, start) for p in sorted(partitions)])
+    seen: set[bytes] = set()
+    count = 0
+    last = time.monotonic()
+    try:
+        while max_records is None or count < max_records:
+            if stop is not None and stop.is_set():
+                break
+            msg = consumer.poll(0.2)
+            if msg is None:
+                if idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                    break
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise RuntimeError(f"consumer error: {msg.error()}")
+            last = time.monotonic()
+            if dedupe:
+                ident = dict(msg.headers() or []).get(DEDUPE_HEADER)
+                if ident is not None:
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+            count += 1
+            yield msg.value() or b""
+    finally:
+        consumer.close()

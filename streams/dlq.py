@@ -1,0 +1,109 @@
+"""Dead-letter envelopes and the limits that stop a stage fed only garbage."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+import orjson
+
+from schemas.base import now
+from schemas.dlq import DlqEnvelope, ErrorKind
+from streams.config import DlqSettings
+from streams.exceptions import DlqLimitExceeded
+
+REDACTED = "<redacted>"
+
+
+def _redact(raw: bytes, fields: list[str]) -> bytes:
+    if not fields:
+        return raw
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+    if not isinstance(obj, dict):
+        return raw
+    for name in fields:
+        if name in obj:
+            obj[name] = REDACTED
+    return orjson.dumps(obj)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where a record came from and why it could not be processed."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    kind: ErrorKind
+    message: str
+
+
+def make_envelope(stage: str, failure: Failure, settings: DlqSettings) -> DlqEnvelope:
+    raw = failure.value or b""
+    shown = _redact(raw, settings.redact_fields)
+    cut = shown[: settings.payload_max_bytes]
+    return DlqEnvelope(
+        stage=stage,
+        topic=failure.topic,
+        partition=failure.partition,
+        offset=failure.offset,
+        error_kind=failure.kind,
+        message=failure.message[:8000],
+        key=failure.key.decode("utf-8", "replace")[:512] if failure.key else None,
+        payload=cut.decode("utf-8", "replace"),
+        payload_truncated=len(cut) < len(shown),
+        payload_bytes=len(raw),
+        failed_at=now(),
+    )
+
+
+class DlqPolicy:
+    """Counts valid and invalid records; raises when input looks like nothing but garbage.
+
+    Two limits, as in arroyo: ``max_consecutive`` invalid records in a row, and an invalid
+    share above ``max_ratio`` over the last ``window`` records (checked once the window is full).
+    """
+
+    def __init__(self, settings: DlqSettings) -> None:
+        self._settings = settings
+        self._consecutive = 0
+        self._recent: collections.deque[bool] = collections.deque(maxlen=settings.window)
+        self._invalid_in_window = 0
+
+    def _push(self, invalid: bool) -> None:
+        if len(self._recent) == self._recent.maxlen and self._recent[0]:
+            self._invalid_in_window -= 1
+        self._recent.append(invalid)
+        self._invalid_in_window += invalid
+
+    def record_valid(self) -> None:
+        self._consecutive = 0
+        self._push(False)
+
+    def check_invalid(self, stage: str) -> None:
+        """Account for one invalid record; raise :class:`DlqLimitExceeded` past a limit.
+
+        Call before sending the record to the DLQ: the record that trips the limit is not
+        dead-lettered nor committed, so it is read again once the input is fixed.
+        """
+        s = self._settings
+        if self._consecutive + 1 >= s.max_consecutive:
+            raise DlqLimitExceeded(
+                f"stage {stage!r}: {self._consecutive + 1} invalid records in a row "
+                f"(limit dlq.max_consecutive={s.max_consecutive}); stopping instead of draining "
+                "the topic into the DLQ. Check what is producing to the input topic."
+            )
+        window_full = len(self._recent) + 1 >= (self._recent.maxlen or 0)
+        ratio = (self._invalid_in_window + 1) / (len(self._recent) + 1)
+        if window_full and ratio > s.max_ratio:
+            raise DlqLimitExceeded(
+                f"stage {stage!r}: {ratio:.0%} of the last {len(self._recent) + 1} records were "
+                f"invalid (limit dlq.max_ratio={s.max_ratio}); stopping."
+            )
+        self._consecutive += 1
+        self._push(True)

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the streaming layer, with typed, documented names."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECORDS_IN = Counter(
+    "caslie_records_in_total", "Records consumed by a stage.", ["stage", "topic"]
+)
+RECORDS_OUT = Counter(
+    "caslie_records_out_total", "Records produced and acknowledged.", ["stage", "topic"]
+)
+DLQ_RECORDS = Counter(
+    "caslie_dlq_records_total", "Records sent to the DLQ, by error kind.", ["stage", "kind"]
+)
+BATCH_SIZE = Histogram(
+    "caslie_batch_size",
+    "Records per batch handed to a stage.",
+    ["stage"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+BATCH_SECONDS = Histogram(
+    "caslie_batch_seconds",
+    "Time a stage spent processing one batch.",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+IN_FLIGHT = Gauge("caslie_in_flight_records", "Consumed but not yet committed records.", ["stage"])
+PAUSED = Gauge("caslie_paused", "1 while the stage's partitions are paused (backpressure).", ["stage"])
+COMMITS = Counter("caslie_commits_total", "Offset commits made by a stage.", ["stage"])

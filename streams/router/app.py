@@ -1,0 +1,244 @@
+"""The router (faust-streaming): catalog and recent reviews as global tables, query
+resolution into ``requests``, the delay queue for late products, and the DLQ.
+
+Every event is handled inside ``_guarded``: whatever goes wrong with one event sends it to
+the DLQ with a reason and the agent keeps going; only a failure to reach the DLQ itself stops
+the worker (non-zero exit), so no event is skipped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from schemas.base import now
+from schemas.dlq import ErrorKind
+from schemas.events import ProductEvent, QueryEvent, ReviewEvent
+from schemas.records import TaskRequest
+from streams.codec import decode
+from streams.config import Settings
+from streams.dlq import DlqPolicy, Failure, make_envelope
+from streams.exceptions import DecodeFailure, DlqLimitExceeded
+from streams.router.resolve import (
+    MissingData,
+    cc_request_for_product,
+    resolve,
+    sa_request_for_review,
+)
+from streams.router.waiting import WaitingQuery
+from streams.runner import DEDUPE_HEADER
+from streams.topics import topic_name
+
+log = logging.getLogger(__name__)
+STAGE = "router"
+EXIT_AGENT_FAILED = 70
+
+
+def faust_broker_options(settings: Settings) -> dict[str, Any]:
+    """Map librdkafka-style security settings onto faust's credentials."""
+    kafka = settings.kafka
+    protocol = kafka.get("security.protocol", "PLAINTEXT").upper()
+    options: dict[str, Any] = {}
+    ssl_context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=kafka.get("ssl.ca.location"))
+        if kafka.get("ssl.certificate.location"):
+            ssl_context.load_cert_chain(
+                kafka["ssl.certificate.location"], kafka.get("ssl.key.location")
+            )
+    if protocol.startswith("SASL"):
+        mechanism = kafka.get("sasl.mechanism", "PLAIN").upper()
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=kafka.get("sasl.username"),
+            password=kafka.get("sasl.password"),
+            mechanism=mechanism,
+            ssl_context=ssl_context,
+        )
+    elif ssl_context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(ssl_context)
+    return options
+
+
+class Router:
+    """Builds the faust app and its agents for one settings object."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        servers = ";".join(f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(","))
+        self.app = faust.App(
+            f"{settings.topic_prefix}router",
+            broker=servers,
+            store="memory://",
+            web_enabled=False,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            **faust_broker_options(settings),
+        )
+        self._policy = DlqPolicy(settings.dlq)
+        raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+                               "value_serializer": "raw"}
+        self.catalog = self.app.topic(topic_name(settings, "catalog"), **raw)
+        self.reviews = self.app.topic(topic_name(settings, "reviews"), **raw)
+        self.queries = self.app.topic(topic_name(settings, "queries"), **raw)
+        self.waiting = self.app.topic(topic_name(settings, "queries.waiting"), **raw)
+        self.requests = self.app.topic(topic_name(settings, "requests"), **raw)
+        self.dlq = self.app.topic(topic_name(settings, "dlq"), **raw)
+        table_opts: dict[str, Any] = {"key_type": str, "value_type": str, "default": None,
+                                      "partitions": settings.partitions}
+        self.products = self.app.GlobalTable("products", **table_opts)
+        self.recent_reviews = self.app.GlobalTable("recent-reviews", **table_opts)
+        self.app.agent(self.catalog, name="catalog")(self._catalog_agent)
+        self.app.agent(self.reviews, name="reviews")(self._reviews_agent)
+        self.app.agent(self.queries, name="queries")(self._queries_agent)
+        self.app.agent(self.waiting, name="waiting")(self._waiting_agent)
+
+    # -- lookups -----------------------------------------------------------------------
+
+    def product(self, product_id: str) -> ProductEvent | None:
+        raw = self.products.get(product_id)
+        return ProductEvent.from_json(raw) if raw else None
+
+    def reviews_of(self, product_id: str) -> list[ReviewEvent]:
+        raw = self.recent_reviews.get(product_id)
+        return [ReviewEvent.model_validate(r) for r in orjson.loads(raw)] if raw else []
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def _send(self, topic: faust.TopicT, key: str, value: bytes, dedupe: str) -> None:
+        """Send and wait for the broker's acknowledgement before the input is acked."""
+        fut = await topic.send(key=key.encode(), value=value, headers={DEDUPE_HEADER: dedupe.encode()})
+        await fut
+
+    async def _emit_request(self, request: TaskRequest) -> None:
+        await self._send(self.requests, request.request_id, request.to_json(), f"{request.request_id}:router")
+
+    async def _dead_letter(self, event: EventT, kind: ErrorKind, message: str, raw: bytes | None = None) -> None:
+        msg = event.message
+        self._policy.check_invalid(STAGE)
+        failure = Failure(msg.topic, msg.partition, msg.offset, event.key, raw if raw is not None else event.value, kind, message)
+        envelope = make_envelope(STAGE, failure, self.settings.dlq)
+        log.warning("dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, message)
+        key = event.key.decode("utf-8", "replace") if event.key else ""
+        await self._send(self.dlq, key, envelope.to_json(), f"dlq:{msg.topic}:{msg.partition}:{msg.offset}")
+
+    async def _guarded(self, stream: faust.StreamT, handle: Callable[[EventT], Awaitable[None]]) -> None:
+        async for event in stream.events():
+            try:
+                await handle(event)
+                self._policy.record_valid()
+            except DecodeFailure as exc:
+                await self._fail(event, exc.kind, exc.message)
+            except Exception as exc:  # noqa: BLE001 - one bad event must not kill the agent
+                log.exception("router failed on an event")
+                await self._fail(event, ErrorKind.PROCESSING, f"{type(exc).__name__}: {exc}")
+
+    async def _fail(self, event: EventT, kind: ErrorKind, message: str) -> None:
+        try:
+            await self._dead_letter(event, kind, message)
+        except DlqLimitExceeded as exc:
+            log.error("%s", exc)
+            os._exit(3)
+        except Exception:
+            log.exception("could not reach the DLQ; exiting so the supervisor restarts the router")
+            os._exit(EXIT_AGENT_FAILED)
+
+    # -- agents ------------------------------------------------------------------------
+
+    async def _catalog_agent(self, stream: faust.StreamT) -> None:
+        await self._guarded(stream, self._on_product)
+
+    async def _on_product(self, event: EventT) -> None:
+        product = decode(event.value, "catalog")
+        assert isinstance(product, ProductEvent)
+        if product.deleted:
+            self.products.pop(product.product_id, None)
+            return
+        is_new = self.products.get(product.product_id) is None
+        self.products[product.product_id] = product.to_json().decode()
+        if is_new and self.settings.router.auto_cc:
+            request = cc_request_for_product(product)
+            if request is not None:
+                await self._emit_request(request)
+
+    async def _reviews_agent(self, stream: faust.StreamT) -> None:
+        await self._guarded(stream, self._on_review)
+
+    async def _on_review(self, event: EventT) -> None:
+        review = decode(event.value, "reviews")
+        assert isinstance(review, ReviewEvent)
+        recent = [r for r in self.reviews_of(review.product_id) if r.review_id != review.review_id]
+        recent = [*recent, review][-self.settings.router.recent_reviews :]
+        self.recent_reviews[review.product_id] = orjson.dumps(
+            [r.model_dump(mode="json") for r in recent]
+        ).decode()
+        if self.settings.router.auto_sa:
+            await self._emit_request(sa_request_for_review(review))
+
+    async def _queries_agent(self, stream: faust.StreamT) -> None:
+        await self._guarded(stream, self._on_query)
+
+    async def _on_query(self, event: EventT) -> None:
+        query = decode(event.value, "queries")
+        msg = event.message
+        seen = now()
+        await self._resolve_or_wait(
+            event, query,  # type: ignore[arg-type]
+            WaitingQuery(
+                query=event.value.decode(), source_topic=msg.topic, source_partition=msg.partition,
+                source_offset=msg.offset, first_seen=seen,
+                deadline=seen + self.settings.router.product_wait_s,
+                not_before=seen + self.settings.router.retry_interval_s,
+            ),
+        )
+
+    async def _resolve_or_wait(self, event: EventT, query: QueryEvent, waiting: WaitingQuery) -> None:
+        try:
+            request = resolve(query, self.product, self.reviews_of)
+        except MissingData as exc:
+            if now() >= waiting.deadline:
+                waited = now() - waiting.first_seen
+                raw = waiting.query.encode()
+                await self._dead_letter(
+                    event, ErrorKind.UNKNOWN_PRODUCT,
+                    f"{exc.what} (waited {waited:.1f}s, {waiting.attempts} retries; "
+                    f"origin {waiting.source_topic}[{waiting.source_partition}]@{waiting.source_offset})",
+                    raw=raw,
+                )
+                return
+            again = waiting.model_copy(update={"attempts": waiting.attempts + 1,
+                                               "not_before": now() + self.settings.router.retry_interval_s})
+            await self._send(self.waiting, query.request_id, orjson.dumps(again.model_dump()),
+                             f"{query.request_id}:wait:{again.attempts}")
+            return
+        await self._emit_request(request)
+
+    async def _waiting_agent(self, stream: faust.StreamT) -> None:
+        await self._guarded(stream, self._on_waiting)
+
+    async def _on_waiting(self, event: EventT) -> None:
+        waiting = WaitingQuery.model_validate_json(event.value)
+        delay = waiting.not_before - now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        query = decode(waiting.query.encode(), "queries")
+        await self._resolve_or_wait(event, query, waiting)  # type: ignore[arg-type]
+
+
+def run_router(settings: Settings, loglevel: str = "info") -> None:
+    """Run the router as a faust worker until SIGTERM/SIGINT (blocks, then exits)."""
+    from faust.worker import Worker
+
+    router = Router(settings)
+    worker = Worker(router.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

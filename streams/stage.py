@@ -1,0 +1,71 @@
+"""The contract between the Kafka runner and a processing stage.
+
+A stage receives a batch of decoded input records and returns, for each one, either the
+records it produces or a :class:`Reject` that sends it to the DLQ. The runner owns Kafka:
+batching, backpressure, delivery, DLQ and commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from schemas.dlq import ErrorKind
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One decoded input record and where it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: BaseModel
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Output:
+    """A record to produce; ``dedupe_id`` goes into the ``caslie-id`` header."""
+
+    logical_topic: str
+    key: str
+    value: BaseModel
+    dedupe_id: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    outputs: list[Output] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reject:
+    kind: ErrorKind
+    message: str
+
+
+Result = Emit | Reject
+
+
+class FatalStageError(Exception):
+    """The stage cannot go on (its model engine died, say): the worker exits non-zero and its
+    supervisor restarts it. Nothing of the current batch is committed."""
+
+
+class Stage(Protocol):
+    """A processing step between two topics.
+
+    ``process`` must return exactly one result per input, in order. It may raise: the runner
+    then retries the records one by one to isolate the bad one, which goes to the DLQ with
+    kind ``processing``. :class:`FatalStageError` stops the worker instead.
+    """
+
+    name: str
+    input_topic: str
+
+    def process(self, batch: Sequence[Inbound]) -> Sequence[Result]: ...
