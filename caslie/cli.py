@@ -27,7 +27,9 @@ app.add_typer(schemas_app, name="schemas")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML config file (also CASLIE_CONFIG).", show_default=False),
+    typer.Option(
+        "--config", "-c", help="TOML config file (also CASLIE_CONFIG).", show_default=False
+    ),
 ]
 
 
@@ -37,7 +39,9 @@ def _root(
     config: ConfigOption = None,
     bootstrap_servers: Annotated[
         str | None,
-        typer.Option("--bootstrap-servers", "-b", help="Kafka bootstrap servers (CASLIE_BOOTSTRAP_SERVERS)."),
+        typer.Option(
+            "--bootstrap-servers", "-b", help="Kafka bootstrap servers (CASLIE_BOOTSTRAP_SERVERS)."
+        ),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = None,
 ) -> None:
@@ -48,7 +52,7 @@ def _root(
         overrides["log_level"] = log_level
     try:
         settings = load_settings(config, **overrides)
-    except Exception as exc:  # noqa: BLE001 - reported as a usage error
+    except Exception as exc:
         typer.echo(f"error: invalid configuration: {exc}", err=True)
         raise typer.Exit(ExitCode.INVALID_INPUT) from None
     configure_logging(settings.log_level, settings.log_format)
@@ -77,7 +81,9 @@ def _stop_event() -> threading.Event:
 
 @app.command()
 def broker(
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: a free one).")
+    ] = None,
 ) -> None:
     """Start the embedded Kafka-compatible broker (tansu, memory storage) until Ctrl-C.
 
@@ -146,6 +152,7 @@ def produce(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Send the valid lines even if some are invalid.")
     ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for delivery.")] = 30.0,
 ) -> None:
     """Validate JSON lines against the topic's schema and produce them.
 
@@ -162,10 +169,14 @@ def produce(
         raise typer.Exit(ExitCode.INVALID_INPUT) from None
     try:
         with stream:
-            report = produce_lines(settings, topic, stream, skip_invalid=skip_invalid)
+            report = produce_lines(
+                settings, topic, stream, skip_invalid=skip_invalid, timeout=timeout
+            )
     except (KeyError, ProduceError) as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)
-        raise typer.Exit(ExitCode.UNAVAILABLE if isinstance(exc, ProduceError) else ExitCode.INVALID_INPUT) from None
+        raise typer.Exit(
+            ExitCode.UNAVAILABLE if isinstance(exc, ProduceError) else ExitCode.INVALID_INPUT
+        ) from None
     for line_no, reason in report.invalid:
         typer.echo(f"line {line_no}: {reason}", err=True)
     typer.echo(f"sent {report.sent}, invalid {len(report.invalid)}", err=True)
@@ -199,8 +210,13 @@ def consume(
     count = 0
     try:
         for value in consume_records(
-            settings, topic, max_records=max_records, idle_timeout=timeout,
-            from_beginning=from_beginning, dedupe=dedupe, stop=stop,
+            settings,
+            topic,
+            max_records=max_records,
+            idle_timeout=timeout,
+            from_beginning=from_beginning,
+            dedupe=dedupe,
+            stop=stop,
         ):
             sys.stdout.buffer.write(value + b"\n")
             sys.stdout.flush()
@@ -231,16 +247,23 @@ def run(
 
 @schemas_app.command("export")
 def schemas_export(
-    directory: Annotated[Path | None, typer.Argument(help="Target folder (default: the package's).")] = None,
-    check: Annotated[bool, typer.Option("--check", help="Fail if the files differ from the models.")] = False,
+    directory: Annotated[
+        Path | None, typer.Argument(help="Target folder (default: the package's).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the files differ from the models.")
+    ] = False,
 ) -> None:
     """Write the JSON Schema file of every topic (or check them with --check)."""
     from schemas.registry import JSONSCHEMA_DIR, render_json_schemas, write_json_schemas
 
     target = directory or JSONSCHEMA_DIR
     if check:
-        stale = [n for n, text in render_json_schemas().items()
-                 if not (target / n).is_file() or (target / n).read_text() != text]
+        stale = [
+            n
+            for n, text in render_json_schemas().items()
+            if not (target / n).is_file() or (target / n).read_text() != text
+        ]
         for name in stale:
             typer.echo(f"stale: {target / name}", err=True)
         raise typer.Exit(ExitCode.INVALID_INPUT if stale else ExitCode.OK)

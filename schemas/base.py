@@ -45,7 +45,7 @@ class Record(BaseModel):
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Self:
-        """Parse and validate JSON bytes; raises ``pydantic.ValidationError`` or ``orjson`` errors."""
+        """Parse and validate JSON bytes (raises pydantic or orjson errors)."""
         return cls.model_validate(orjson.loads(data))
 
     @classmethod

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.dlq import DlqEnvelope
-from schemas.events import QueryEvent, ProductEvent, ReviewEvent
+from schemas.events import ProductEvent, QueryEvent, ReviewEvent
 from schemas.records import (
     AdapterAnnouncement,
     CaptionedRecord,

@@ -59,7 +59,9 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[b
 class EmbeddedBroker:
     """A tansu broker on a loopback port; use as a context manager or ``start``/``stop``."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None):
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None
+    ):
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
@@ -74,9 +76,12 @@ class EmbeddedBroker:
         cmd = [
             tansu_binary(),
             "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
         ]
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
@@ -111,7 +116,10 @@ class EmbeddedBroker:
         return self.start() if not self.running() else self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 

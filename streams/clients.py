@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.config import Settings
 from streams.topics import TOPICS, topic_configs, topic_name
@@ -32,14 +32,19 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
 
 
 def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str, Any]:
+    """Consumer defaults; ``settings.kafka`` and ``extra`` override them."""
     return {
-        **base_config(settings),
+        "bootstrap.servers": settings.bootstrap_servers,
         "group.id": group_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "partition.assignment.strategy": "cooperative-sticky",
+        # 10 s (Kafka's old default) instead of 45 s: a dead worker's partitions move sooner,
+        # and tansu holds a group join for about half the session timeout (23 s at 45 s).
+        "session.timeout.ms": 10_000,
+        **settings.kafka,
         **extra,
     }
 

@@ -7,6 +7,7 @@ sasl.*, ssl.*) is passed through to every Kafka client and never logged.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import tomllib
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic_settings import (
 )
 
 CONFIG_ENV = "CASLIE_CONFIG"
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config", default=None)
 
 
 class _Section(BaseModel):
@@ -96,7 +98,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(CONFIG_ENV)
+        path = _config_file.get() or os.environ.get(CONFIG_ENV)
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
@@ -114,5 +116,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if not config_file.is_file():
             raise FileNotFoundError(f"config file {config_file} does not exist")
         tomllib.loads(config_file.read_text())  # fail early with a TOML syntax error
-        os.environ[CONFIG_ENV] = str(config_file)
-    return Settings(**overrides)
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)

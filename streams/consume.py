@@ -30,7 +30,7 @@ def consume_records(
     ``stop`` is set.
     """
     name = topic_name(settings, logical_name(settings, topic))
-    consumer = make_consumer(settings, **{"enable.partition.eof": False})
+    consumer = make_consumer(settings, None, **{"enable.partition.eof": False})
     metadata = consumer.list_topics(name, timeout=15)
     partitions = metadata.topics[name].partitions if name in metadata.topics else {}
     if not partitions or metadata.topics[name].error is not None:
@@ -50,14 +50,15 @@ def consume_records(
                 if idle_timeout is not None and time.monotonic() - last > idle_timeout:
                     break
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise RuntimeError(f"consumer error: {msg.error()}")
+                raise RuntimeError(f"consumer error: {err}")
             last = time.monotonic()
             if dedupe:
                 ident = dict(msg.headers() or []).get(DEDUPE_HEADER)
-                if ident is not None:
+                if isinstance(ident, bytes):
                     if ident in seen:
                         continue
                     seen.add(ident)

@@ -1,10 +1,10 @@
 """Errors of the streaming layer.
 
-    StreamError
-    ├── DecodeFailure        a record cannot be decoded or validated (goes to the DLQ)
-    ├── DlqLimitExceeded     too much invalid input: the stage stops instead of draining
-    ├── DeliveryFailed       an output could not be delivered: the stage stops uncommitted
-    └── BrokerUnavailable    the embedded broker could not be started or reached
+StreamError
+├── DecodeFailure        a record cannot be decoded or validated (goes to the DLQ)
+├── DlqLimitExceeded     too much invalid input: the stage stops instead of draining
+├── DeliveryFailed       an output could not be delivered: the stage stops uncommitted
+└── BrokerUnavailable    the embedded broker could not be started or reached
 """
 
 from __future__ import annotations

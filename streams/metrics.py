@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-RECORDS_IN = Counter(
-    "caslie_records_in_total", "Records consumed by a stage.", ["stage", "topic"]
-)
+RECORDS_IN = Counter("caslie_records_in_total", "Records consumed by a stage.", ["stage", "topic"])
 RECORDS_OUT = Counter(
     "caslie_records_out_total", "Records produced and acknowledged.", ["stage", "topic"]
 )
@@ -26,5 +24,7 @@ BATCH_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 IN_FLIGHT = Gauge("caslie_in_flight_records", "Consumed but not yet committed records.", ["stage"])
-PAUSED = Gauge("caslie_paused", "1 while the stage's partitions are paused (backpressure).", ["stage"])
+PAUSED = Gauge(
+    "caslie_paused", "1 while the stage's partitions are paused (backpressure).", ["stage"]
+)
 COMMITS = Counter("caslie_commits_total", "Offset commits made by a stage.", ["stage"])

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, Message
 from pydantic import BaseModel
 
-from streams.clients import make_producer
+from streams.clients import make_producer, wait_for_broker
 from streams.codec import decode
 from streams.config import Settings
 from streams.exceptions import DecodeFailure, StreamError
@@ -58,6 +58,10 @@ def produce_lines(
     if report.invalid and not skip_invalid:
         return report
 
+    try:
+        wait_for_broker(settings, timeout=min(timeout, 10.0))
+    except TimeoutError as exc:
+        raise ProduceError(f"nothing sent: {exc}") from None
     errors: list[str] = []
 
     def delivered(err: KafkaError | None, _msg: Message) -> None:
@@ -71,7 +75,9 @@ def produce_lines(
     for key, raw in valid:
         while True:
             try:
-                producer.produce(name, key=key.encode() if key else None, value=raw, on_delivery=delivered)
+                producer.produce(
+                    name, key=key.encode() if key else None, value=raw, on_delivery=delivered
+                )
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -79,6 +85,7 @@ def produce_lines(
     left = producer.flush(timeout + 5)
     if errors or left:
         raise ProduceError(
-            f"{len(errors) + left} of {len(valid)} records not delivered: {errors[:1] or 'timed out'}"
+            f"{len(errors) + left} of {len(valid)} records not delivered: "
+            f"{errors[:1] or 'timed out'}"
         )
     return report

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-from pydantic import BaseModel
 
 from schemas.dlq import ErrorKind
 from streams import metrics
@@ -114,8 +113,9 @@ class StageRunner:
             else:
                 log.warning("consumer error (retried by the client): %s", err)
             return
-        self._tracker.add((msg.topic(), msg.partition()), msg.offset())
-        metrics.RECORDS_IN.labels(self.stage.name, msg.topic()).inc()
+        topic, partition, offset = where(msg)
+        self._tracker.add((topic, partition), offset)
+        metrics.RECORDS_IN.labels(self.stage.name, topic).inc()
         self._buffer.put(msg)
 
     def _apply_backpressure(self) -> None:
@@ -182,7 +182,7 @@ class StageRunner:
                 batch = self._take_batch()
                 if batch:
                     self._process_batch(batch)
-        except BaseException as exc:  # noqa: BLE001 - handed to the poll thread
+        except BaseException as exc:
             log.error("stage %s stopped: %s", self.stage.name, exc)
             self._fatal = exc
 
@@ -190,14 +190,14 @@ class StageRunner:
         started = time.monotonic()
         inbound: list[Inbound] = []
         for msg in batch:
+            topic, partition, offset = where(msg)
+            raw = msg.value() or b""
             try:
-                value = decode(msg.value(), logical_name(self.settings, msg.topic()))
+                value = decode(msg.value(), logical_name(self.settings, topic))
             except DecodeFailure as exc:
                 self._dead_letter(msg, exc.kind, exc.message)
                 continue
-            inbound.append(
-                Inbound(msg.topic(), msg.partition(), msg.offset(), msg.key(), value, msg.value())
-            )
+            inbound.append(Inbound(topic, partition, offset, msg.key(), value, raw))
         if inbound:
             metrics.BATCH_SIZE.labels(**self._labels).observe(len(inbound))
             for item, result in zip(inbound, self._run_stage(inbound), strict=True):
@@ -263,9 +263,7 @@ class StageRunner:
                 self._producer.poll(0.1)  # local queue full: wait for deliveries
 
     def _dead_letter(self, msg: Message, kind: ErrorKind, message: str) -> None:
-        self._send_dlq(
-            Failure(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), kind, message)
-        )
+        self._send_dlq(Failure(*where(msg), msg.key(), msg.value(), kind, message))
 
     def _dead_letter_inbound(self, item: Inbound, kind: ErrorKind, message: str) -> None:
         self._send_dlq(
@@ -280,13 +278,21 @@ class StageRunner:
         metrics.DLQ_RECORDS.labels(self.stage.name, failure.kind.value).inc()
         log.warning(
             "dead-lettered %s[%d]@%d: %s: %s",
-            failure.topic, failure.partition, failure.offset, failure.kind, failure.message,
+            failure.topic,
+            failure.partition,
+            failure.offset,
+            failure.kind,
+            failure.message,
         )
         dedupe = f"dlq:{failure.topic}:{failure.partition}:{failure.offset}"
-        out = Output("dlq", failure.key.decode("utf-8", "replace") if failure.key else "", envelope, dedupe)
+        out = Output(
+            "dlq", failure.key.decode("utf-8", "replace") if failure.key else "", envelope, dedupe
+        )
         self._produce(out, encode(envelope), tp, failure.offset)
 
 
-def dedupe_id(record: BaseModel, stage: str) -> str:
-    request_id = getattr(record, "request_id", None)
-    return f"{request_id}:{stage}"
+def where(msg: Message) -> tuple[str, int, int]:
+    """A consumed message's topic, partition and offset (never ``None`` for a record)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset

@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 import orjson
-from faust.types import EventT
+from faust.types import EventT, StreamT
 
 from schemas.base import now
 from schemas.dlq import ErrorKind
@@ -86,16 +86,24 @@ class Router:
             **faust_broker_options(settings),
         )
         self._policy = DlqPolicy(settings.dlq)
-        raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-                               "value_serializer": "raw"}
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
         self.catalog = self.app.topic(topic_name(settings, "catalog"), **raw)
         self.reviews = self.app.topic(topic_name(settings, "reviews"), **raw)
         self.queries = self.app.topic(topic_name(settings, "queries"), **raw)
         self.waiting = self.app.topic(topic_name(settings, "queries.waiting"), **raw)
         self.requests = self.app.topic(topic_name(settings, "requests"), **raw)
         self.dlq = self.app.topic(topic_name(settings, "dlq"), **raw)
-        table_opts: dict[str, Any] = {"key_type": str, "value_type": str, "default": None,
-                                      "partitions": settings.partitions}
+        table_opts: dict[str, Any] = {
+            "key_type": str,
+            "value_type": str,
+            "default": None,
+            "partitions": settings.partitions,
+        }
         self.products = self.app.GlobalTable("products", **table_opts)
         self.recent_reviews = self.app.GlobalTable("recent-reviews", **table_opts)
         self.app.agent(self.catalog, name="catalog")(self._catalog_agent)
@@ -117,33 +125,53 @@ class Router:
 
     async def _send(self, topic: faust.TopicT, key: str, value: bytes, dedupe: str) -> None:
         """Send and wait for the broker's acknowledgement before the input is acked."""
-        fut = await topic.send(key=key.encode(), value=value, headers={DEDUPE_HEADER: dedupe.encode()})
+        fut = await topic.send(
+            key=key.encode(), value=value, headers={DEDUPE_HEADER: dedupe.encode()}
+        )
         await fut
 
     async def _emit_request(self, request: TaskRequest) -> None:
-        await self._send(self.requests, request.request_id, request.to_json(), f"{request.request_id}:router")
+        await self._send(
+            self.requests, request.request_id, request.to_json(), f"{request.request_id}:router"
+        )
 
-    async def _dead_letter(self, event: EventT, kind: ErrorKind, message: str, raw: bytes | None = None) -> None:
+    async def _dead_letter(
+        self, event: EventT[bytes], kind: ErrorKind, message: str, raw: bytes | None = None
+    ) -> None:
         msg = event.message
         self._policy.check_invalid(STAGE)
-        failure = Failure(msg.topic, msg.partition, msg.offset, event.key, raw if raw is not None else event.value, kind, message)
+        failure = Failure(
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            event.key,
+            raw if raw is not None else event.value,
+            kind,
+            message,
+        )
         envelope = make_envelope(STAGE, failure, self.settings.dlq)
-        log.warning("dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, message)
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, kind, message
+        )
         key = event.key.decode("utf-8", "replace") if event.key else ""
-        await self._send(self.dlq, key, envelope.to_json(), f"dlq:{msg.topic}:{msg.partition}:{msg.offset}")
+        await self._send(
+            self.dlq, key, envelope.to_json(), f"dlq:{msg.topic}:{msg.partition}:{msg.offset}"
+        )
 
-    async def _guarded(self, stream: faust.StreamT, handle: Callable[[EventT], Awaitable[None]]) -> None:
+    async def _guarded(
+        self, stream: StreamT[bytes], handle: Callable[[EventT[bytes]], Awaitable[None]]
+    ) -> None:
         async for event in stream.events():
             try:
                 await handle(event)
                 self._policy.record_valid()
             except DecodeFailure as exc:
                 await self._fail(event, exc.kind, exc.message)
-            except Exception as exc:  # noqa: BLE001 - one bad event must not kill the agent
+            except Exception as exc:
                 log.exception("router failed on an event")
                 await self._fail(event, ErrorKind.PROCESSING, f"{type(exc).__name__}: {exc}")
 
-    async def _fail(self, event: EventT, kind: ErrorKind, message: str) -> None:
+    async def _fail(self, event: EventT[bytes], kind: ErrorKind, message: str) -> None:
         try:
             await self._dead_letter(event, kind, message)
         except DlqLimitExceeded as exc:
@@ -155,10 +183,10 @@ class Router:
 
     # -- agents ------------------------------------------------------------------------
 
-    async def _catalog_agent(self, stream: faust.StreamT) -> None:
+    async def _catalog_agent(self, stream: StreamT[bytes]) -> None:
         await self._guarded(stream, self._on_product)
 
-    async def _on_product(self, event: EventT) -> None:
+    async def _on_product(self, event: EventT[bytes]) -> None:
         product = decode(event.value, "catalog")
         assert isinstance(product, ProductEvent)
         if product.deleted:
@@ -171,10 +199,10 @@ class Router:
             if request is not None:
                 await self._emit_request(request)
 
-    async def _reviews_agent(self, stream: faust.StreamT) -> None:
+    async def _reviews_agent(self, stream: StreamT[bytes]) -> None:
         await self._guarded(stream, self._on_review)
 
-    async def _on_review(self, event: EventT) -> None:
+    async def _on_review(self, event: EventT[bytes]) -> None:
         review = decode(event.value, "reviews")
         assert isinstance(review, ReviewEvent)
         recent = [r for r in self.reviews_of(review.product_id) if r.review_id != review.review_id]
@@ -185,24 +213,30 @@ class Router:
         if self.settings.router.auto_sa:
             await self._emit_request(sa_request_for_review(review))
 
-    async def _queries_agent(self, stream: faust.StreamT) -> None:
+    async def _queries_agent(self, stream: StreamT[bytes]) -> None:
         await self._guarded(stream, self._on_query)
 
-    async def _on_query(self, event: EventT) -> None:
+    async def _on_query(self, event: EventT[bytes]) -> None:
         query = decode(event.value, "queries")
         msg = event.message
         seen = now()
         await self._resolve_or_wait(
-            event, query,  # type: ignore[arg-type]
+            event,
+            query,  # type: ignore[arg-type]
             WaitingQuery(
-                query=event.value.decode(), source_topic=msg.topic, source_partition=msg.partition,
-                source_offset=msg.offset, first_seen=seen,
+                query=event.value.decode(),
+                source_topic=msg.topic,
+                source_partition=msg.partition,
+                source_offset=msg.offset,
+                first_seen=seen,
                 deadline=seen + self.settings.router.product_wait_s,
                 not_before=seen + self.settings.router.retry_interval_s,
             ),
         )
 
-    async def _resolve_or_wait(self, event: EventT, query: QueryEvent, waiting: WaitingQuery) -> None:
+    async def _resolve_or_wait(
+        self, event: EventT[bytes], query: QueryEvent, waiting: WaitingQuery
+    ) -> None:
         try:
             request = resolve(query, self.product, self.reviews_of)
         except MissingData as exc:
@@ -210,23 +244,33 @@ class Router:
                 waited = now() - waiting.first_seen
                 raw = waiting.query.encode()
                 await self._dead_letter(
-                    event, ErrorKind.UNKNOWN_PRODUCT,
+                    event,
+                    ErrorKind.UNKNOWN_PRODUCT,
                     f"{exc.what} (waited {waited:.1f}s, {waiting.attempts} retries; "
-                    f"origin {waiting.source_topic}[{waiting.source_partition}]@{waiting.source_offset})",
+                    f"origin {waiting.source_topic}[{waiting.source_partition}]"
+                    f"@{waiting.source_offset})",
                     raw=raw,
                 )
                 return
-            again = waiting.model_copy(update={"attempts": waiting.attempts + 1,
-                                               "not_before": now() + self.settings.router.retry_interval_s})
-            await self._send(self.waiting, query.request_id, orjson.dumps(again.model_dump()),
-                             f"{query.request_id}:wait:{again.attempts}")
+            again = waiting.model_copy(
+                update={
+                    "attempts": waiting.attempts + 1,
+                    "not_before": now() + self.settings.router.retry_interval_s,
+                }
+            )
+            await self._send(
+                self.waiting,
+                query.request_id,
+                orjson.dumps(again.model_dump()),
+                f"{query.request_id}:wait:{again.attempts}",
+            )
             return
         await self._emit_request(request)
 
-    async def _waiting_agent(self, stream: faust.StreamT) -> None:
+    async def _waiting_agent(self, stream: StreamT[bytes]) -> None:
         await self._guarded(stream, self._on_waiting)
 
-    async def _on_waiting(self, event: EventT) -> None:
+    async def _on_waiting(self, event: EventT[bytes]) -> None:
         waiting = WaitingQuery.model_validate_json(event.value)
         delay = waiting.not_before - now()
         if delay > 0:

@@ -9,8 +9,8 @@ from schemas.events import (
     APQuery,
     CCQuery,
     MPCQuery,
-    PRPQuery,
     ProductEvent,
+    PRPQuery,
     PSIQuery,
     QueryEvent,
     ReviewEvent,
@@ -19,7 +19,7 @@ from schemas.events import (
     query_product_ids,
 )
 from schemas.records import ImageSlot, TaskRequest, TraceEntry
-from schemas.tasks.catalog import PRP_OPTIONS, SA_OPTIONS, MPC_OPTIONS
+from schemas.tasks.catalog import MPC_OPTIONS, PRP_OPTIONS, SA_OPTIONS
 from schemas.tasks.spec import TaskCode, letter_options
 
 #: Where the router looks products and recent reviews up.
@@ -42,13 +42,17 @@ def _item_text(product: ProductEvent) -> str:
     return ", ".join(p for p in (product.title, product.category, product.brand) if p)
 
 
-def _slot(name: str, product: ProductEvent, caption: dict[str, str], judge: dict[str, str]) -> list[ImageSlot]:
+def _slot(
+    name: str, product: ProductEvent, caption: dict[str, str], judge: dict[str, str]
+) -> list[ImageSlot]:
     if not product.images:
         return []
     return [ImageSlot(slot=name, image=product.images[0], caption_vars=caption, judge_vars=judge)]
 
 
-def _request(query: QueryEvent | None, request_id: str, task: TaskCode, **fields: object) -> TaskRequest:
+def _request(
+    query: QueryEvent | None, request_id: str, task: TaskCode, **fields: object
+) -> TaskRequest:
     stamp = now()
     return TaskRequest.model_validate(
         {
@@ -85,7 +89,9 @@ def resolve(query: QueryEvent, products: ProductLookup, reviews: ReviewLookup) -
                     raise MissingData(f"no document given and no reviews of {query.product_id}")
                 document = "\n".join(r.text for r in recent)
             return _request(
-                query, query.request_id, TaskCode.AP,
+                query,
+                query.request_id,
+                TaskCode.AP,
                 inputs={"question": query.question, "document": document},
                 slots=_slot("product", p, {"question": query.question}, {"review": document}),
             )
@@ -93,8 +99,11 @@ def resolve(query: QueryEvent, products: ProductLookup, reviews: ReviewLookup) -
             p = found[query.product_id]
             options = letter_options(query.options)
             return _request(
-                query, query.request_id, TaskCode.CC,
-                inputs={"title": p.title}, options=options,
+                query,
+                query.request_id,
+                TaskCode.CC,
+                inputs={"title": p.title},
+                options=options,
                 slots=_slot("product", p, {"title": p.title}, {"options": ", ".join(options)}),
             )
         case PRPQuery():
@@ -102,15 +111,20 @@ def resolve(query: QueryEvent, products: ProductLookup, reviews: ReviewLookup) -
             pair1 = {"title": p1.title, "other_title": p2.title}
             pair2 = {"title": p2.title, "other_title": p1.title}
             return _request(
-                query, query.request_id, TaskCode.PRP,
-                inputs={"title1": p1.title, "title2": p2.title}, options=list(PRP_OPTIONS),
+                query,
+                query.request_id,
+                TaskCode.PRP,
+                inputs={"title1": p1.title, "title2": p2.title},
+                options=list(PRP_OPTIONS),
                 slots=_slot("product1", p1, pair1, pair1) + _slot("product2", p2, pair2, pair2),
             )
         case PSIQuery() | MPCQuery():
             p = found[query.product_id]
             both = {"title": p.title, "query": query.query}
             return _request(
-                query, query.request_id, TaskCode(query.task),
+                query,
+                query.request_id,
+                TaskCode(query.task),
                 inputs={"query": query.query, "title": p.title},
                 options=list(MPC_OPTIONS) if query.task == "MPC" else [],
                 slots=_slot("product", p, both, both),
@@ -123,14 +137,25 @@ def resolve(query: QueryEvent, products: ProductLookup, reviews: ReviewLookup) -
                 if not match:
                     raise MissingData(f"review {query.review_id} of {query.product_id} not known")
                 text, images = match[-1].text, list(match[-1].images)
-            slots = (
-                [ImageSlot(slot="review", image=images[0],
-                           caption_vars={"review": text}, judge_vars={"review": text})]
-                if images else []
+            review_slots = (
+                [
+                    ImageSlot(
+                        slot="review",
+                        image=images[0],
+                        caption_vars={"review": text},
+                        judge_vars={"review": text},
+                    )
+                ]
+                if images
+                else []
             )
             return _request(
-                query, query.request_id, TaskCode.SA,
-                inputs={"review": text}, options=list(SA_OPTIONS), slots=slots,
+                query,
+                query.request_id,
+                TaskCode.SA,
+                inputs={"review": text},
+                options=list(SA_OPTIONS),
+                slots=review_slots,
             )
         case SRQuery():
             history = [found[pid] for pid in query.history_product_ids]
@@ -138,14 +163,24 @@ def resolve(query: QueryEvent, products: ProductLookup, reviews: ReviewLookup) -
             options = letter_options([c.title for c in candidates])
             slots: list[ImageSlot] = []
             for i, item in enumerate(history):
-                slots += _slot(f"history/{i}", item, {"title": item.title}, {"item": _item_text(item)})
+                slots += _slot(
+                    f"history/{i}", item, {"title": item.title}, {"item": _item_text(item)}
+                )
             for opt, item in zip(options, candidates, strict=True):
                 letter = opt.split(":", 1)[0]
-                slots += _slot(f"option/{letter}", item, {"title": item.title}, {"item": _item_text(item)})
+                slots += _slot(
+                    f"option/{letter}", item, {"title": item.title}, {"item": _item_text(item)}
+                )
             return _request(
-                query, query.request_id, TaskCode.SR,
-                inputs={"history": [h.title for h in history], "candidates": [c.title for c in candidates]},
-                options=options, slots=slots,
+                query,
+                query.request_id,
+                TaskCode.SR,
+                inputs={
+                    "history": [h.title for h in history],
+                    "candidates": [c.title for c in candidates],
+                },
+                options=options,
+                slots=slots,
             )
     raise AssertionError(f"unhandled query {query!r}")  # pragma: no cover
 
@@ -156,8 +191,11 @@ def cc_request_for_product(product: ProductEvent) -> TaskRequest | None:
         return None
     options = letter_options(product.category_options)
     return _request(
-        None, f"auto-cc:{product.product_id}", TaskCode.CC,
-        inputs={"title": product.title}, options=options,
+        None,
+        f"auto-cc:{product.product_id}",
+        TaskCode.CC,
+        inputs={"title": product.title},
+        options=options,
         slots=_slot("product", product, {"title": product.title}, {"options": ", ".join(options)}),
     )
 
@@ -165,11 +203,22 @@ def cc_request_for_product(product: ProductEvent) -> TaskRequest | None:
 def sa_request_for_review(review: ReviewEvent) -> TaskRequest:
     """The automatic SA request for a new review."""
     slots = (
-        [ImageSlot(slot="review", image=review.images[0],
-                   caption_vars={"review": review.text}, judge_vars={"review": review.text})]
-        if review.images else []
+        [
+            ImageSlot(
+                slot="review",
+                image=review.images[0],
+                caption_vars={"review": review.text},
+                judge_vars={"review": review.text},
+            )
+        ]
+        if review.images
+        else []
     )
     return _request(
-        None, f"auto-sa:{review.review_id}", TaskCode.SA,
-        inputs={"review": review.text}, options=list(SA_OPTIONS), slots=slots,
+        None,
+        f"auto-sa:{review.review_id}",
+        TaskCode.SA,
+        inputs={"review": review.text},
+        options=list(SA_OPTIONS),
+        slots=slots,
     )

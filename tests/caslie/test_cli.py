@@ -1,0 +1,124 @@
+"""The ``caslie`` command line: help everywhere, and the produce/consume round trip on
+real Apache Kafka and on the embedded tansu broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from caslie.cli import app
+
+PRODUCTS = [
+    {
+        "product_id": f"p{i}",
+        "title": f"Product {i} with ünïcode ✓",
+        "brand": "Acme",
+        "images": [{"url": f"https://cdn.example/p{i}.png"}],
+    }
+    for i in range(5)
+]
+
+
+def caslie(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "caslie", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def _commands(group=app, prefix=()):  # type: ignore[no-untyped-def]
+    import typer.main
+
+    click_group = typer.main.get_command(group)
+    stack = [(prefix, click_group)]
+    while stack:
+        path, command = stack.pop()
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            stack.append(((*path, name), sub))
+
+
+@pytest.mark.parametrize("path", sorted(_commands()), ids=lambda p: " ".join(p) or "caslie")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = caslie(*path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert b"Usage:" in result.stdout
+
+
+def _round_trip(env: dict[str, str], tmp_path: Path) -> None:
+    created = caslie("topics", "create", env=env)
+    assert created.returncode == 0, created.stderr
+    assert b"catalog" in created.stdout
+    data = tmp_path / "products.jsonl"
+    data.write_bytes(b"".join(orjson.dumps(p) + b"\n" for p in PRODUCTS))
+    sent = caslie("produce", "caslie.catalog", str(data), env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert b"sent 5, invalid 0" in sent.stderr
+    got = caslie(
+        "consume", "caslie.catalog", "--max", "5", "--from-beginning", "--timeout", "30", env=env
+    )
+    assert got.returncode == 0, got.stderr
+    records = [orjson.loads(line) for line in got.stdout.splitlines()]
+    assert sorted(records, key=lambda r: r["product_id"]) == PRODUCTS
+
+
+def test_round_trip_on_apache_kafka(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CASLIE_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CASLIE_TOPIC_PREFIX": "caslie.",
+    }
+    _round_trip(env, tmp_path)
+
+
+@pytest.mark.embedded
+def test_round_trip_on_embedded_broker(tmp_path: Path) -> None:
+    broker = subprocess.Popen(
+        [sys.executable, "-m", "caslie", "broker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert broker.stdout is not None
+        address = broker.stdout.readline().decode().strip()
+        assert address.startswith("127.0.0.1:"), address
+        env = {**os.environ, "CASLIE_BOOTSTRAP_SERVERS": address}
+        _round_trip(env, tmp_path)
+    finally:
+        broker.send_signal(signal.SIGTERM)
+        assert broker.wait(20) == 0
+
+
+def test_produce_refuses_invalid_lines(kafka_bootstrap: str, tmp_path: Path) -> None:
+    env = {**os.environ, "CASLIE_BOOTSTRAP_SERVERS": kafka_bootstrap, "CASLIE_TOPIC_PREFIX": "inv."}
+    assert caslie("topics", "create", env=env).returncode == 0
+    lines = b'{"product_id": "ok", "title": "fine"}\n{"product_id": "x"}\nnot json\n'
+    refused = caslie("produce", "catalog", "-", env=env, stdin=lines)
+    assert refused.returncode == 1
+    assert b"line 2: schema: title: Field required" in refused.stderr
+    assert b"line 3: invalid_json" in refused.stderr
+    assert b"sent 0, invalid 2" in refused.stderr
+    skipped = caslie("produce", "catalog", "-", "--skip-invalid", env=env, stdin=lines)
+    assert skipped.returncode == 0
+    assert b"sent 1, invalid 2" in skipped.stderr
+    got = caslie("consume", "catalog", "--max", "2", "--from-beginning", "--timeout", "5", env=env)
+    assert got.returncode == 5  # only one record exists
+    assert got.stdout.splitlines() == [b'{"product_id": "ok", "title": "fine"}']
+
+
+def test_unreachable_broker_exit_code() -> None:
+    env = {**os.environ, "CASLIE_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    result = caslie(
+        "produce", "catalog", "-", env=env, stdin=b'{"product_id": "a", "title": "b"}\n', timeout=60
+    )
+    assert result.returncode == 4
+    assert b"did not answer" in result.stderr

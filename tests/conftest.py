@@ -1,0 +1,51 @@
+"""Shared fixtures: a session-scoped Apache Kafka broker (or ``CASLIE_TEST_BOOTSTRAP_SERVERS``),
+per-test topic prefixes, and the embedded tansu broker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streams.clients import create_topics, wait_for_broker
+from streams.config import Settings
+from tests.support.apache_kafka import ApacheKafka
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("CASLIE_TEST_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = ApacheKafka().start()
+    try:
+        wait_for_broker(Settings(bootstrap_servers=broker.bootstrap_servers), timeout=60)
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> Settings:
+    """Settings on the test broker with a fresh topic prefix; topics already created."""
+    settings = Settings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        partitions=2,
+    )
+    create_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def kafka_env(kafka_settings: Settings) -> dict[str, str]:
+    """Environment for ``caslie`` subprocesses talking to the test broker."""
+    return {
+        **os.environ,
+        "CASLIE_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "CASLIE_TOPIC_PREFIX": kafka_settings.topic_prefix,
+        "CASLIE_PARTITIONS": str(kafka_settings.partitions),
+    }

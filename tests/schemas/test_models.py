@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from schemas import (
+    CaptionedRecord,
+    DlqEnvelope,
+    ImageRef,
+    LabelEvent,
+    Prediction,
+    ProductEvent,
+    TaskRequest,
+    parse_query,
+)
+from schemas.events import query_product_ids
+
+
+def test_product_round_trip_is_lossless() -> None:
+    raw = {
+        "product_id": "p1",
+        "title": "Kettle",
+        "brand": "Acme",
+        "images": [{"url": "s3://bucket/k.png", "sha256": "a" * 64}],
+    }
+    product = ProductEvent.from_obj(raw)
+    again = ProductEvent.from_json(product.to_json())
+    assert again == product
+    assert orjson.loads(product.to_json())["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x/y.png", "gopher://a/b", "s3:///nobucket", "javascript:alert(1)", "http:///x"]
+)
+def test_image_refs_refuse_bad_urls(url: str) -> None:
+    with pytest.raises(ValidationError):
+        ImageRef(url=url)
+
+
+def test_image_ref_checks_sha_format() -> None:
+    with pytest.raises(ValidationError):
+        ImageRef(url="https://a/b.png", sha256="xyz")
+    assert ImageRef(url="file:///tmp/a.png").sha256 is None
+
+
+def test_unknown_fields_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        ProductEvent.from_obj({"product_id": "p", "title": "t", "colour": "red"})
+
+
+def test_future_schema_version_is_rejected() -> None:
+    with pytest.raises(ValidationError):
+        ProductEvent.from_obj({"product_id": "p", "title": "t", "version": 99})
+
+
+QUERIES = [
+    {"request_id": "1", "task": "AP", "product_id": "p", "question": "q?"},
+    {"request_id": "2", "task": "CC", "product_id": "p", "options": ["a", "b"]},
+    {"request_id": "3", "task": "PRP", "product_id": "p", "other_product_id": "q"},
+    {"request_id": "4", "task": "PSI", "product_id": "p", "query": "x"},
+    {"request_id": "5", "task": "MPC", "product_id": "p", "query": "x"},
+    {"request_id": "6", "task": "SA", "review": "great"},
+    {
+        "request_id": "7",
+        "task": "SR",
+        "history_product_ids": ["p"],
+        "candidate_product_ids": ["q", "r"],
+    },
+]
+
+
+@pytest.mark.parametrize("raw", QUERIES, ids=[q["task"] for q in QUERIES])
+def test_every_query_kind_parses(raw: dict[str, object]) -> None:
+    query = parse_query(raw)
+    assert query.task == raw["task"]
+    assert query.request_id == raw["request_id"]
+
+
+def test_query_product_ids() -> None:
+    assert query_product_ids(parse_query(QUERIES[2])) == ["p", "q"]
+    assert query_product_ids(parse_query(QUERIES[5])) == []
+    assert query_product_ids(parse_query(QUERIES[6])) == ["p", "q", "r"]
+
+
+def test_sa_query_needs_text_or_review_id() -> None:
+    with pytest.raises(ValidationError, match="review"):
+        parse_query({"request_id": "x", "task": "SA"})
+    parse_query({"request_id": "x", "task": "SA", "review_id": "r", "product_id": "p"})
+
+
+def test_cc_needs_two_options() -> None:
+    with pytest.raises(ValidationError):
+        parse_query({"request_id": "x", "task": "CC", "product_id": "p", "options": ["one"]})
+
+
+def test_oversized_title_is_rejected() -> None:
+    with pytest.raises(ValidationError):
+        ProductEvent.from_obj({"product_id": "p", "title": "x" * 5000})
+
+
+def test_request_validates_inputs_and_slots_against_task() -> None:
+    with pytest.raises(ValidationError, match="missing inputs"):
+        TaskRequest(request_id="r", task="AP", inputs={"question": "q"})
+    with pytest.raises(ValidationError, match="prompt values"):
+        TaskRequest.model_validate(
+            {
+                "request_id": "r",
+                "task": "PSI",
+                "inputs": {"query": "q", "title": "t"},
+                "slots": [
+                    {
+                        "slot": "product",
+                        "image": {"url": "file:///a.png"},
+                        "caption_vars": {"title": "t"},
+                        "judge_vars": {},
+                    }
+                ],
+            }
+        )
+    with pytest.raises(ValidationError, match="two options"):
+        TaskRequest(request_id="r", task="SA", inputs={"review": "ok"})
+
+
+def test_pipeline_records_extend_each_other() -> None:
+    request = TaskRequest(request_id="r", task="AP", inputs={"question": "q", "document": "d"})
+    captioned = CaptionedRecord.model_validate(
+        {**request.model_dump(), "captions": [{"slot": "product", "error": "fetch failed"}]}
+    )
+    assert captioned.request_id == "r"
+    assert captioned.captions[0].text is None
+
+
+def test_other_records() -> None:
+    Prediction(request_id="r", task="SA", label="A", option="A: very positive", adapter="base")
+    LabelEvent(request_id="r", task="SA", label="B")
+    DlqEnvelope(
+        stage="s",
+        topic="t",
+        partition=0,
+        offset=1,
+        error_kind="schema",
+        message="m",
+        payload="{}",
+        payload_bytes=2,
+        failed_at=0.0,
+    )
+    with pytest.raises(ValidationError):
+        DlqEnvelope(
+            stage="s",
+            topic="t",
+            partition=0,
+            offset=1,
+            error_kind="nope",
+            message="m",
+            payload="{}",
+            payload_bytes=2,
+            failed_at=0.0,
+        )

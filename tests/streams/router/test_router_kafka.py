@@ -1,0 +1,154 @@
+"""The faust router as a real process against a real Apache Kafka broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.clients import make_producer
+from streams.config import Settings
+from streams.consume import consume_records
+from streams.topics import topic_name
+
+pytestmark = pytest.mark.kafka
+
+PRODUCTS = [
+    {
+        "product_id": "p1",
+        "title": "Acme kettle",
+        "brand": "Acme",
+        "images": [{"url": "file:///i/p1.png"}],
+    },
+    {"product_id": "p2", "title": "Tea cups", "images": [{"url": "https://cdn.example/p2.png"}]},
+    {"product_id": "p3", "title": "Mug"},
+]
+REVIEWS = [
+    {
+        "review_id": "rv1",
+        "product_id": "p1",
+        "text": "Boils fast.",
+        "images": [{"url": "file:///i/rv1.png"}],
+    }
+]
+QUERIES = [
+    {"request_id": "ap", "task": "AP", "product_id": "p1", "question": "Is it steel?"},
+    {"request_id": "cc", "task": "CC", "product_id": "p1", "options": ["Kettles", "Pots"]},
+    {"request_id": "prp", "task": "PRP", "product_id": "p1", "other_product_id": "p2"},
+    {"request_id": "psi", "task": "PSI", "product_id": "p2", "query": "coffee mug"},
+    {"request_id": "mpc", "task": "MPC", "product_id": "p3", "query": "mug"},
+    {"request_id": "sa", "task": "SA", "review_id": "rv1", "product_id": "p1"},
+    {
+        "request_id": "sr",
+        "task": "SR",
+        "history_product_ids": ["p1"],
+        "candidate_product_ids": ["p2", "p3"],
+    },
+    # arrives before its product: waits, then resolves
+    {"request_id": "late", "task": "PSI", "product_id": "p-late", "query": "late"},
+]
+BAD = [
+    (b"{this is not json", "invalid_json"),
+    (orjson.dumps({"request_id": "bad-shape", "task": "PSI", "product_id": "p1"}), "schema"),
+    (orjson.dumps({"request_id": "bad-task", "task": "XX", "product_id": "p1"}), "unknown_task"),
+    (
+        orjson.dumps({"request_id": "ghost", "task": "MPC", "product_id": "nope", "query": "q"}),
+        "unknown_product",
+    ),
+]
+
+
+def _send(settings: Settings, logical: str, records: list[tuple[str | None, bytes]]) -> None:
+    producer = make_producer(settings)
+    for key, value in records:
+        producer.produce(
+            topic_name(settings, logical), key=key.encode() if key else None, value=value
+        )
+    assert producer.flush(30) == 0
+
+
+@pytest.fixture
+def router(kafka_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **kafka_env,
+        "CASLIE_ROUTER__PRODUCT_WAIT_S": "6",
+        "CASLIE_ROUTER__RETRY_INTERVAL_S": "0.5",
+    }
+    log = open(tmp_path / "router.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "caslie", "run", "router"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("router did not stop within 30 s of SIGTERM")
+    log.close()
+    if os.environ.get("CASLIE_TEST_SHOW_LOGS"):
+        print((tmp_path / "router.log").read_text())
+
+
+def test_router_resolves_all_tasks_and_dead_letters_bad_input(
+    kafka_settings: Settings, router: subprocess.Popen[bytes]
+) -> None:
+    _send(kafka_settings, "catalog", [(p["product_id"], orjson.dumps(p)) for p in PRODUCTS])
+    _send(kafka_settings, "reviews", [(r["product_id"], orjson.dumps(r)) for r in REVIEWS])
+    time.sleep(1)
+    mixed = [(q["request_id"], orjson.dumps(q)) for q in QUERIES[:4]]
+    mixed += [(None, raw) for raw, _ in BAD]
+    mixed += [(q["request_id"], orjson.dumps(q)) for q in QUERIES[4:]]
+    _send(kafka_settings, "queries", mixed)
+    time.sleep(2)
+    _send(
+        kafka_settings,
+        "catalog",
+        [("p-late", orjson.dumps({"product_id": "p-late", "title": "Late"}))],
+    )
+
+    requests = [
+        orjson.loads(v)
+        for v in consume_records(
+            kafka_settings,
+            "requests",
+            max_records=len(QUERIES),
+            idle_timeout=60,
+            from_beginning=True,
+        )
+    ]
+    assert router.poll() is None, "router died"
+    by_id = {r["request_id"]: r for r in requests}
+    assert sorted(by_id) == sorted(q["request_id"] for q in QUERIES)
+    assert len(requests) == len(QUERIES)
+    assert by_id["ap"]["inputs"]["document"] == "Boils fast."
+    assert by_id["sa"]["slots"][0]["image"]["url"] == "file:///i/rv1.png"
+    assert [s["slot"] for s in by_id["prp"]["slots"]] == ["product1", "product2"]
+    assert by_id["sr"]["options"] == ["A: Tea cups", "B: Mug"]
+    assert by_id["late"]["inputs"]["title"] == "Late"
+
+    dlq = [
+        orjson.loads(v)
+        for v in consume_records(
+            kafka_settings, "dlq", max_records=len(BAD), idle_timeout=30, from_beginning=True
+        )
+    ]
+    assert sorted(e["error_kind"] for e in dlq) == sorted(kind for _, kind in BAD)
+    for envelope in dlq:
+        assert envelope["stage"] == "router"
+        assert envelope["message"]
+    ghost = next(e for e in dlq if e["error_kind"] == "unknown_product")
+    assert "unknown product(s): nope" in ghost["message"] and "waited" in ghost["message"]
+    shape = next(e for e in dlq if e["error_kind"] == "schema")
+    assert "query" in shape["message"]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.config import load_settings
+from streams.topics import TOPICS, logical_name, topic_configs, topic_name
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.topic_prefix == "caslie."
+    assert topic_name(settings, "catalog") == "caslie.catalog"
+
+
+def test_env_beats_file_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "caslie.toml"
+    config.write_text(
+        'bootstrap_servers = "file:9092"\ntopic_prefix = "shop."\n'
+        '[kafka]\n"security.protocol" = "SASL_SSL"\n"sasl.password" = "hunter2"\n'
+        "[dlq]\nmax_consecutive = 7\n"
+    )
+    monkeypatch.setenv("CASLIE_BOOTSTRAP_SERVERS", "env:9092")
+    monkeypatch.setenv("CASLIE_DLQ__WINDOW", "50")
+    settings = load_settings(config)
+    assert settings.bootstrap_servers == "env:9092"
+    assert settings.topic_prefix == "shop."
+    assert settings.dlq.max_consecutive == 7
+    assert settings.dlq.window == 50
+    assert settings.kafka["security.protocol"] == "SASL_SSL"
+    assert "hunter2" not in str(settings.redacted())
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_topic_registry() -> None:
+    settings = load_settings(topic_prefix="x.")
+    assert logical_name(settings, "x.reviews") == "reviews"
+    assert logical_name(settings, "reviews") == "reviews"
+    with pytest.raises(KeyError):
+        logical_name(settings, "x.unknown")
+    catalog = next(t for t in TOPICS if t.logical == "catalog")
+    assert topic_configs(catalog) == {"cleanup.policy": "compact"}

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from schemas.dlq import ErrorKind
+from streams.config import DlqSettings
+from streams.dlq import REDACTED, DlqPolicy, Failure, make_envelope
+from streams.exceptions import DlqLimitExceeded
+
+
+def _failure(value: bytes) -> Failure:
+    return Failure("caslie.queries", 1, 42, b"k", value, ErrorKind.SCHEMA, "bad shape")
+
+
+def test_envelope_truncates_and_redacts() -> None:
+    value = orjson.dumps({"token": "secret", "text": "x" * 100})
+    envelope = make_envelope(
+        "router", _failure(value), DlqSettings(payload_max_bytes=30, redact_fields=["token"])
+    )
+    assert "secret" not in envelope.payload
+    assert REDACTED in envelope.payload
+    assert envelope.payload_truncated
+    assert envelope.payload_bytes == len(value)
+    assert (envelope.topic, envelope.partition, envelope.offset) == ("caslie.queries", 1, 42)
+    assert envelope.error_kind == ErrorKind.SCHEMA
+
+
+def test_envelope_of_binary_payload() -> None:
+    envelope = make_envelope("router", _failure(b"\xff\xfe\x00"), DlqSettings())
+    assert envelope.payload_bytes == 3
+    assert not envelope.payload_truncated
+
+
+def test_consecutive_limit() -> None:
+    policy = DlqPolicy(DlqSettings(max_consecutive=3, window=1000))
+    policy.check_invalid("s")
+    policy.check_invalid("s")
+    with pytest.raises(DlqLimitExceeded, match="3 invalid records in a row"):
+        policy.check_invalid("s")
+
+
+def test_valid_record_resets_consecutive_count() -> None:
+    policy = DlqPolicy(DlqSettings(max_consecutive=3, window=1000))
+    for _ in range(10):
+        policy.check_invalid("s")
+        policy.check_invalid("s")
+        policy.record_valid()
+
+
+def test_ratio_limit_over_window() -> None:
+    policy = DlqPolicy(DlqSettings(max_consecutive=1000, max_ratio=0.5, window=10))
+    with pytest.raises(DlqLimitExceeded, match="of the last 10 records"):
+        for _ in range(20):
+            policy.check_invalid("s")
+            policy.check_invalid("s")
+            policy.record_valid()  # 2 of 3 invalid: 67% > 50%
+
+
+def test_ratio_below_limit_runs_forever() -> None:
+    policy = DlqPolicy(DlqSettings(max_consecutive=1000, max_ratio=0.5, window=10))
+    for _ in range(100):
+        policy.check_invalid("s")
+        policy.record_valid()
+        policy.record_valid()

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from streams.offsets import OffsetTracker
+
+TP = ("t", 0)
+
+
+def test_commits_only_contiguous_completed_offsets() -> None:
+    tracker = OffsetTracker()
+    for offset in (10, 11, 12):
+        tracker.add(TP, offset)
+    tracker.expect(TP, 11, 0)  # done out of order
+    assert tracker.committable() == {}
+    tracker.expect(TP, 10, 2)
+    tracker.ack(TP, 10)
+    assert tracker.committable() == {}  # one output still unacknowledged
+    tracker.ack(TP, 10)
+    assert tracker.committable() == {TP: 12}  # 10 and 11 done, 12 pending
+    tracker.expect(TP, 12, 1)
+    tracker.ack(TP, 12)
+    assert tracker.committable() == {TP: 13}
+    assert tracker.committable() == {}  # nothing new
+    assert tracker.in_flight() == 0
+
+
+def test_partitions_are_independent() -> None:
+    tracker = OffsetTracker()
+    tracker.add(("t", 0), 5)
+    tracker.add(("t", 1), 7)
+    tracker.expect(("t", 1), 7, 0)
+    assert tracker.committable() == {("t", 1): 8}
+    assert tracker.in_flight_for([("t", 0)]) == 1
+
+
+def test_forgotten_partition_ignores_late_acks() -> None:
+    tracker = OffsetTracker()
+    tracker.add(TP, 1)
+    tracker.expect(TP, 1, 1)
+    tracker.forget([TP])
+    tracker.ack(TP, 1)  # a delivery after revocation must not raise
+    assert tracker.committable() == {}
+
+
+def test_redelivered_offset_is_tracked_once() -> None:
+    tracker = OffsetTracker()
+    tracker.add(TP, 3)
+    tracker.add(TP, 3)
+    assert tracker.in_flight() == 1
+
+
+def test_ack_before_expect_is_a_bug() -> None:
+    tracker = OffsetTracker()
+    tracker.add(TP, 1)
+    with pytest.raises(RuntimeError):
+        tracker.ack(TP, 1)
