@@ -241,8 +241,34 @@ def run(
 
         run_router(settings, loglevel=settings.log_level.lower())
         return
-    typer.echo(f"error: unknown stage {stage!r}; known: router", err=True)
-    raise typer.Exit(ExitCode.USAGE)
+    from caslie.stages import run_stages
+
+    raise typer.Exit(run_stages(settings, stage, _stop_event()))
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    external: Annotated[
+        bool,
+        typer.Option("--external", help="Use the configured broker instead of the embedded one."),
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for all predictions.")] = 900.0,
+) -> None:
+    """Run the whole pipeline on a built-in sample (all 7 tasks) and print the predictions.
+
+    Starts the embedded broker (unless --external), creates topics, runs every stage, produces
+    drawn product images, reviews and queries, and waits for every prediction. Exit code 0
+    only if every request was answered (5 otherwise).
+    """
+    from rich.console import Console
+
+    from caslie.demo import run_demo
+
+    raise typer.Exit(run_demo(_settings(ctx), external, json_path, timeout, Console()))
 
 
 @schemas_app.command("export")

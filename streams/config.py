@@ -63,6 +63,64 @@ class RouterSettings(_Section):
     auto_sa: bool = False
 
 
+class ImageSettings(_Section):
+    #: Largest image file fetched, in bytes.
+    max_bytes: int = Field(default=10_000_000, ge=1024)
+    #: Largest decoded image, in pixels (decompression-bomb guard).
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    #: Images are resized to fit this square (aspect kept): the paper's 500x500 class.
+    size: int = Field(default=500, ge=32, le=4096)
+    #: Connect and read timeout for http(s) and s3 fetches, in seconds.
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_redirects: int = Field(default=3, ge=0)
+    #: CIDRs that http(s) fetches may reach although private/loopback/link-local.
+    allow_networks: list[str] = Field(default_factory=list)
+    #: Folders that file:// references may read from (empty: any).
+    file_roots: list[str] = Field(default_factory=list)
+    #: Endpoint of an S3-compatible store (MinIO, moto); empty for AWS.
+    s3_endpoint_url: str | None = None
+    #: Parallel image fetches per batch.
+    fetch_threads: int = Field(default=8, ge=1)
+
+
+class CaptionerSettings(_Section):
+    #: ``ocr`` (Tesseract + colours, CPU), ``transformers`` (a VLM folder), ``vllm``.
+    backend: Literal["ocr", "transformers", "vllm"] = "ocr"
+    #: Model folder for the transformers/vllm backends.
+    model: str | None = None
+    max_new_tokens: int = Field(default=128, ge=1)
+    #: Captions kept in the in-process cache (keyed by model, prompt, image sha256).
+    cache_size: int = Field(default=10_000, ge=0)
+    #: OCR lines kept in a caption, most relevant to the task context first.
+    ocr_max_lines: int = Field(default=4, ge=1)
+
+
+class VoterSettings(_Section):
+    #: ``mv``: majority vote of the judges; ``uia``: use every caption ("use it always").
+    mode: Literal["mv", "uia"] = "mv"
+    #: Judges: ``smollm2`` or an LLM folder (yes/no scoring), ``minilm`` (embedding
+    #: relevance), ``overlap`` (lexical overlap). An odd number keeps ties impossible.
+    judges: list[str] = Field(default_factory=lambda: ["smollm2", "minilm", "overlap"])
+    #: Cosine similarity above which the embedding judge says yes.
+    minilm_threshold: float = 0.25
+    #: Share of caption words found in the task context above which the overlap judge says yes.
+    overlap_threshold: float = 0.15
+
+
+class PredictorSettings(_Section):
+    #: ``smollm2`` (the packaged SmolLM2-135M-Instruct) or a causal-LM folder.
+    model: str = "smollm2"
+    #: ``score``: one forward pass, argmax over the legal options (no parse failures);
+    #: ``generate``: the authors' way, free generation parsed afterwards.
+    decoding: Literal["score", "generate"] = "score"
+    #: Adapter used when a request names none (``base`` for the bare model).
+    default_adapter: str = "generalist"
+    #: Task code -> adapter name overrides.
+    task_adapters: dict[str, str] = Field(default_factory=dict)
+    #: Adapter registry location: a folder or ``s3://bucket/prefix``.
+    registry: str | None = None
+
+
 class Settings(BaseSettings):
     """All caslie settings. Build with :func:`load_settings`."""
 
@@ -81,6 +139,10 @@ class Settings(BaseSettings):
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
+    captioner: CaptionerSettings = Field(default_factory=CaptionerSettings)
+    voter: VoterSettings = Field(default_factory=VoterSettings)
+    predictor: PredictorSettings = Field(default_factory=PredictorSettings)
     #: Where model caches and converted models live.
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "caslie")
     #: Port for Prometheus metrics and health endpoints (0 = off).

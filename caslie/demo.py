@@ -1,0 +1,184 @@
+"""``caslie demo``: the whole pipeline on the embedded broker (or an external one) with the
+built-in sample, a live progress bar, a readable table and optional JSON."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from caslie.demo_data import build_sample
+from caslie.exit_codes import ExitCode
+from caslie.stages import run_stages
+from schemas.registry import validate
+from streams.broker import EmbeddedBroker
+from streams.clients import create_topics, make_producer, wait_for_broker
+from streams.config import Settings
+from streams.consume import consume_records
+from streams.produce import record_key
+from streams.topics import topic_name
+
+
+def _produce(settings: Settings, events: dict[str, list[dict[str, Any]]]) -> None:
+    producer = make_producer(settings)
+    for logical in ("catalog", "reviews", "queries"):
+        for event in events[logical]:
+            key = record_key(logical, validate(logical, event))
+            producer.produce(
+                topic_name(settings, logical),
+                key=key.encode() if key else None,
+                value=orjson.dumps(event),
+            )
+        producer.flush(30)
+
+
+def _brief(query: dict[str, Any]) -> str:
+    skip = {"request_id", "task", "options"}
+    return "; ".join(f"{k}={v}" for k, v in query.items() if k not in skip)[:70]
+
+
+def run_demo(
+    settings: Settings, external: bool, json_path: Path | None, timeout: float, console: Console
+) -> int:
+    broker = None
+    if not external:
+        broker = EmbeddedBroker(log_file=settings.cache_dir / "demo-broker.log")
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        broker.start()
+        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        console.print(
+            f"embedded broker on [bold]{broker.bootstrap_servers}[/] (tansu, memory storage)"
+        )
+    os.environ["CASLIE_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    os.environ["CASLIE_TOPIC_PREFIX"] = settings.topic_prefix
+    stop = threading.Event()
+    worker: threading.Thread | None = None
+    code: list[int] = []
+    started = time.monotonic()
+    try:
+        wait_for_broker(settings, timeout=30)
+        create_topics(settings)
+        run_id = uuid.uuid4().hex[:8]
+        events = build_sample(settings.cache_dir / "demo-images", run_id)
+        wanted = {q["request_id"]: q for q in events["queries"]}
+        worker = threading.Thread(
+            target=lambda: code.append(run_stages(settings, "all", stop)),
+            name="stages",
+            daemon=True,
+        )
+        worker.start()
+        _produce(settings, events)
+        console.print(
+            f"produced {len(events['catalog'])} products, {len(events['reviews'])} reviews, "
+            f"{len(wanted)} queries (all 7 tasks); loading models and waiting for predictions"
+        )
+        predictions: dict[str, dict[str, Any]] = {}
+        with Progress(
+            TextColumn("predictions"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            bar = progress.add_task("wait", total=len(wanted))
+
+            def watch() -> None:
+                for raw in consume_records(
+                    settings, "predictions", from_beginning=True, stop=stop, idle_timeout=None
+                ):
+                    record = orjson.loads(raw)
+                    if (
+                        record.get("request_id") in wanted
+                        and record["request_id"] not in predictions
+                    ):
+                        predictions[record["request_id"]] = record
+                        progress.update(bar, completed=len(predictions))
+                    if len(predictions) == len(wanted):
+                        return
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            deadline = time.monotonic() + timeout
+            while watcher.is_alive() and time.monotonic() < deadline and not code:
+                watcher.join(0.5)
+        enriched = {}
+        for raw in consume_records(settings, "enriched", from_beginning=True, idle_timeout=2):
+            record = orjson.loads(raw)
+            if record.get("request_id") in wanted:
+                enriched[record["request_id"]] = record
+        rows = _table(console, wanted, predictions, enriched)
+        if json_path is not None:
+            json_path.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+            console.print(f"wrote {json_path}")
+        elapsed = time.monotonic() - started
+        missing = sorted(set(wanted) - set(predictions))
+        if missing:
+            console.print(f"[red]no prediction for {missing} after {elapsed:.0f}s[/]")
+            return code[0] if code and code[0] else ExitCode.INCOMPLETE
+        console.print(f"[green]all {len(wanted)} requests answered in {elapsed:.0f}s[/]")
+        return ExitCode.OK
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(60)
+        if broker is not None:
+            broker.stop()
+
+
+def _table(
+    console: Console,
+    wanted: dict[str, dict[str, Any]],
+    predictions: dict[str, dict[str, Any]],
+    enriched: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    table = Table(title="caslie demo: predictions", show_lines=True)
+    for column in ("task", "inputs", "caption", "votes / kept", "prediction"):
+        table.add_column(column, overflow="fold")
+    rows = []
+    for rid, query in wanted.items():
+        pred = predictions.get(rid)
+        record = enriched.get(rid, {})
+        captions = [
+            f"{c['slot']}: {c.get('text') or '(' + c.get('error', 'none') + ')'}"
+            for c in record.get("captions", [])
+        ]
+        votes = [
+            f"{v['slot']}: "
+            + " ".join(
+                f"{x['judge'].split(':')[-1]}={'y' if x['vote'] else 'n'}"
+                for x in v.get("votes", [])
+            )
+            + f" -> {'kept' if v['keep'] else 'dropped'}"
+            for v in record.get("verdicts", [])
+        ]
+        answer = (
+            "(none)"
+            if pred is None
+            else (pred.get("option") or pred["label"]) + f"  [{pred['adapter']}]"
+        )
+        table.add_row(
+            query["task"],
+            _brief(query),
+            "\n".join(captions) or "-",
+            "\n".join(votes) or "-",
+            answer,
+        )
+        rows.append(
+            {
+                "query": query,
+                "prediction": pred,
+                "captions": record.get("captions", []),
+                "verdicts": record.get("verdicts", []),
+            }
+        )
+    console.print(table)
+    return rows

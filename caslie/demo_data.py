@@ -1,0 +1,175 @@
+"""The demo's built-in sample: product images drawn with Pillow (brand and product text),
+products, reviews, and at least one query for each of the seven tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+# (product id, brand, product text, background, text colour, title, category)
+PRODUCTS = [
+    (
+        "kettle",
+        "ACME",
+        "STEEL KETTLE",
+        (190, 30, 30),
+        (255, 255, 255),
+        "Acme 1.7L electric kettle",
+        "Kitchen",
+    ),
+    (
+        "mug",
+        "BREWCO",
+        "CERAMIC MUG",
+        (250, 250, 245),
+        (20, 20, 20),
+        "Brewco ceramic coffee mug 350ml",
+        "Kitchen",
+    ),
+    (
+        "teapot",
+        "ZENLEAF",
+        "GLASS TEAPOT",
+        (230, 240, 230),
+        (20, 90, 40),
+        "Zenleaf glass teapot with infuser",
+        "Kitchen",
+    ),
+    (
+        "headphones",
+        "SONORA",
+        "WIRELESS",
+        (20, 30, 90),
+        (250, 250, 250),
+        "Sonora over-ear headphones",
+        "Electronics",
+    ),
+    (
+        "charger",
+        "VOLTIX",
+        "USB-C 65W",
+        (250, 250, 250),
+        (30, 30, 30),
+        "Voltix 65W USB-C wall charger",
+        "Electronics",
+    ),
+]
+
+
+def draw_product(
+    path: Path,
+    brand: str,
+    text: str,
+    background: tuple[int, int, int],
+    colour: tuple[int, int, int],
+) -> None:
+    img = Image.new("RGB", (500, 500), background)
+    draw = ImageDraw.Draw(img)
+    big = ImageFont.load_default(size=64)
+    small = ImageFont.load_default(size=44)
+    draw.rectangle((30, 30, 470, 470), outline=colour, width=6)
+    draw.text((250, 170), brand, fill=colour, font=big, anchor="mm")
+    draw.text((250, 320), text, fill=colour, font=small, anchor="mm")
+    img.save(path)
+
+
+def build_sample(folder: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Draw the images into ``folder`` and return the events to produce, by logical topic."""
+    folder.mkdir(parents=True, exist_ok=True)
+    products = []
+    for pid, brand, text, bg, fg, title, category in PRODUCTS:
+        path = folder / f"{pid}.png"
+        draw_product(path, brand, text, bg, fg)
+        products.append(
+            {
+                "product_id": pid,
+                "title": title,
+                "brand": brand.title(),
+                "category": category,
+                "images": [{"url": path.resolve().as_uri()}],
+            }
+        )
+    broken = folder / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    products.append(
+        {
+            "product_id": "lamp",
+            "title": "Lumo desk lamp",
+            "brand": "Lumo",
+            "images": [{"url": broken.resolve().as_uri()}],
+        }
+    )
+    review_image = folder / "review.png"
+    draw_product(review_image, "5 STARS", "LOVE IT", (255, 230, 120), (60, 30, 0))
+    reviews = [
+        {
+            "review_id": "rv-kettle-1",
+            "product_id": "kettle",
+            "rating": 5,
+            "text": "Boils water in two minutes, the steel body stays cool on the outside.",
+        },
+        {
+            "review_id": "rv-mug-1",
+            "product_id": "mug",
+            "rating": 5,
+            "text": "Great mug, keeps my coffee warm and looks lovely on my desk.",
+            "images": [{"url": review_image.resolve().as_uri()}],
+        },
+    ]
+    rid = f"demo-{run_id}"
+    queries = [
+        {
+            "request_id": f"{rid}-ap",
+            "task": "AP",
+            "product_id": "kettle",
+            "question": "Does the kettle have a steel body?",
+        },
+        {
+            "request_id": f"{rid}-cc",
+            "task": "CC",
+            "product_id": "mug",
+            "options": ["Coffee Mugs", "Wine Glasses", "Teapots", "Headphones"],
+        },
+        {
+            "request_id": f"{rid}-prp",
+            "task": "PRP",
+            "product_id": "teapot",
+            "other_product_id": "mug",
+        },
+        {
+            "request_id": f"{rid}-psi",
+            "task": "PSI",
+            "product_id": "charger",
+            "query": "100w laptop charger",
+        },
+        {
+            "request_id": f"{rid}-mpc",
+            "task": "MPC",
+            "product_id": "headphones",
+            "query": "wireless bluetooth headphones",
+        },
+        {"request_id": f"{rid}-sa", "task": "SA", "review_id": "rv-mug-1", "product_id": "mug"},
+        {
+            "request_id": f"{rid}-sr",
+            "task": "SR",
+            "history_product_ids": ["kettle", "mug"],
+            "candidate_product_ids": ["teapot", "headphones", "charger"],
+        },
+        {"request_id": f"{rid}-broken", "task": "MPC", "product_id": "lamp", "query": "desk lamp"},
+        {
+            "request_id": f"{rid}-missing-image",
+            "task": "PSI",
+            "product_id": "ghost-image",
+            "query": "reading lamp",
+        },
+    ]
+    products.append(
+        {
+            "product_id": "ghost-image",
+            "title": "Nova reading lamp",
+            "images": [{"url": "http://127.0.0.1:9/unreachable.png"}],
+        }
+    )
+    return {"catalog": products, "reviews": reviews, "queries": queries}

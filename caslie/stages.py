@@ -1,0 +1,146 @@
+"""Build worker stages from settings and run them (``caslie run STAGE``, ``caslie run all``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+from caslie.exit_codes import ExitCode
+from streams.config import Settings
+from streams.exceptions import DlqLimitExceeded
+from streams.runner import StageRunner
+from streams.stage import Stage
+
+log = logging.getLogger(__name__)
+WORKER_STAGES = ("captioner", "voter", "predictor")
+
+
+def build_captioner(settings: Settings) -> Stage:
+    from workers.backends.base import Captioner
+    from workers.captioner import CaptionerStage
+
+    cfg = settings.captioner
+    captioner: Captioner
+    if cfg.backend == "ocr":
+        from workers.backends.ocr import OcrCaptioner
+
+        captioner = OcrCaptioner(max_lines=cfg.ocr_max_lines)
+    elif cfg.backend == "transformers":
+        from workers.backends.vlm import TransformersVlmCaptioner
+
+        captioner = TransformersVlmCaptioner(
+            _required(cfg.model, "captioner.model"), cfg.max_new_tokens
+        )
+    else:
+        from workers.backends.vllm import VllmCaptioner
+
+        captioner = VllmCaptioner(_required(cfg.model, "captioner.model"), cfg.max_new_tokens)
+    return CaptionerStage(captioner, settings.images, cfg.cache_size)
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise ValueError(f"{name} must name a model folder for this backend")
+    return value
+
+
+def build_voter(settings: Settings) -> Stage:
+    from workers.backends.base import Judge
+    from workers.voter import VoterStage
+
+    cfg = settings.voter
+    judges: list[Judge] = []
+    if cfg.mode == "mv":
+        for name in cfg.judges:
+            if name == "minilm":
+                from workers.backends.embedding import EmbeddingJudge
+
+                judges.append(EmbeddingJudge(cfg.minilm_threshold))
+            elif name == "overlap":
+                from workers.backends.lexical import OverlapJudge
+
+                judges.append(OverlapJudge(cfg.overlap_threshold))
+            else:
+                from workers.backends.causal_lm import CausalLM, LlmJudge
+
+                judges.append(LlmJudge(CausalLM(name, settings.cache_dir)))
+        if len(judges) % 2 == 0:
+            log.warning(
+                "%d judges: a tie rejects the caption (configure an odd number)", len(judges)
+            )
+    return VoterStage(judges, cfg.mode)
+
+
+def build_predictor(settings: Settings) -> Stage:
+    from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+    from workers.predictor import PredictorStage
+
+    cfg = settings.predictor
+    lm = CausalLM(cfg.model, settings.cache_dir)
+    return PredictorStage(
+        LlmOptionScorer(lm, cfg.decoding),
+        default_adapter=cfg.default_adapter,
+        task_adapters=cfg.task_adapters,
+    )
+
+
+BUILDERS: dict[str, Callable[[Settings], Stage]] = {
+    "captioner": build_captioner,
+    "voter": build_voter,
+    "predictor": build_predictor,
+}
+
+
+def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
+    """Run one worker stage, or (``all``) the router in a child process plus every worker
+    stage in threads of this process. Returns the exit code."""
+    names = list(WORKER_STAGES) if which == "all" else [which]
+    unknown = [n for n in names if n not in BUILDERS]
+    if unknown:
+        log.error("unknown stage %r; known: router, %s, all", which, ", ".join(WORKER_STAGES))
+        return ExitCode.USAGE
+    router = None
+    if which == "all":
+        router = subprocess.Popen(
+            [sys.executable, "-m", "caslie", "run", "router"], env=os.environ.copy()
+        )
+    errors: list[BaseException] = []
+    try:
+        runners = [StageRunner(BUILDERS[name](settings), settings) for name in names]
+        threads = []
+        for runner in runners:
+
+            def target(r: StageRunner = runner) -> None:
+                try:
+                    r.run(stop)
+                except BaseException as exc:
+                    errors.append(exc)
+                    stop.set()
+
+            thread = threading.Thread(target=target, name=f"stage-{runner.stage.name}")
+            thread.start()
+            threads.append(thread)
+        log.info("running %s", ", ".join(names))
+        while any(t.is_alive() for t in threads):
+            if router is not None and router.poll() is not None and not stop.is_set():
+                log.error("router exited with code %s; stopping", router.returncode)
+                errors.append(RuntimeError("router exited"))
+                stop.set()
+            for t in threads:
+                t.join(0.2)
+    finally:
+        stop.set()
+        if router is not None and router.poll() is None:
+            router.terminate()
+            router.wait(30)
+    if any(isinstance(e, DlqLimitExceeded) for e in errors):
+        return ExitCode.DLQ_LIMIT
+    if errors:
+        for exc in errors:
+            log.error("stage failed: %s: %s", type(exc).__name__, exc)
+        return ExitCode.STAGE_FAILED
+    return ExitCode.OK

@@ -1,0 +1,1 @@
+"""Training: dataset assembly from topics, LoRA fine-tuning, metrics, adapter registry."""

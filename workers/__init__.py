@@ -1,0 +1,2 @@
+"""Workers: image loading, model backends, and the captioner (EC3), voter (CQE) and
+predictor (uniM3) stages."""

@@ -1,0 +1,198 @@
+"""transformers causal LMs: yes/no judging and option scoring in one forward pass per batch,
+free generation for the paper-compatible path, and LoRA adapters through peft.
+
+Scoring reads the next-token distribution right after the prompt and compares the legal
+answers' first tokens (``A``/`` A``, ``yes``/``Yes`` ...): the answer is always legal, so
+there are no parse failures by construction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from workers.backends.base import Choice, JudgeInput, Verdict
+from workers.models import load_causal_lm
+
+MICRO_BATCH = 8
+
+
+class CausalLM:
+    """A causal LM and its tokenizer, with optional peft adapters (``name@vN`` refs)."""
+
+    def __init__(
+        self, name: str, cache_dir: Path, model: Any = None, tokenizer: Any = None
+    ) -> None:
+        self.name = name
+        if model is None:
+            model, tokenizer = load_causal_lm(name, cache_dir)
+        self.model = model
+        self.tokenizer = tokenizer
+        self._variant_cache: dict[str, list[int]] = {}
+        self._adapter_lock = threading.RLock()
+        self.adapters: set[str] = set()
+
+    # -- prompts -----------------------------------------------------------------------
+
+    def chat_prompt(self, user_message: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            text: str = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": user_message}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            return text
+        return user_message
+
+    def _variants(self, label: str) -> list[int]:
+        """First-token ids of the ways a model may start writing ``label``."""
+        if label not in self._variant_cache:
+            ids = set()
+            for form in {
+                label,
+                label.capitalize(),
+                label.lower(),
+                " " + label,
+                " " + label.capitalize(),
+            }:
+                encoded = self.tokenizer.encode(form, add_special_tokens=False)
+                if encoded:
+                    ids.add(encoded[0])
+            self._variant_cache[label] = sorted(ids)
+        return self._variant_cache[label]
+
+    # -- forward passes ----------------------------------------------------------------
+
+    def _next_token_logprobs(self, prompts: Sequence[str]) -> Any:
+        import torch
+
+        batch = self.tokenizer(
+            list(prompts), return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        batch = {k: v.to(self.model.device) for k, v in batch.items()}
+        with torch.inference_mode():
+            logits = self.model(**batch).logits[:, -1, :]
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def label_logprobs(
+        self, prompts: Sequence[str], labels: Sequence[Sequence[str]]
+    ) -> list[dict[str, float]]:
+        """Per prompt, log P(answer starts with label) for each legal label."""
+        import torch
+
+        out: list[dict[str, float]] = []
+        for start in range(0, len(prompts), MICRO_BATCH):
+            logprobs = self._next_token_logprobs(prompts[start : start + MICRO_BATCH])
+            for row, row_labels in zip(logprobs, labels[start : start + MICRO_BATCH], strict=True):
+                taken: set[int] = set()
+                scores: dict[str, float] = {}
+                for label in row_labels:
+                    ids = [i for i in self._variants(label) if i not in taken]
+                    taken.update(ids)
+                    scores[label] = (
+                        float(torch.logsumexp(row[ids], dim=0)) if ids else float("-inf")
+                    )
+                out.append(scores)
+        return out
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        import torch
+
+        texts: list[str] = []
+        for start in range(0, len(prompts), MICRO_BATCH):
+            chunk = list(prompts[start : start + MICRO_BATCH])
+            batch = self.tokenizer(
+                chunk, return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            batch = {k: v.to(self.model.device) for k, v in batch.items()}
+            with torch.inference_mode():
+                out = self.model.generate(
+                    **batch,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            new = out[:, batch["input_ids"].shape[1] :]
+            texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return texts
+
+    # -- adapters ----------------------------------------------------------------------
+
+    def load_adapter(self, ref: str, path: Path) -> None:
+        """Load a LoRA adapter under an immutable name (``generalist@v3``)."""
+        from peft import PeftModel
+
+        with self._adapter_lock:
+            if ref in self.adapters:
+                return
+            if not self.adapters and not isinstance(self.model, PeftModel):
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=ref)
+            else:
+                self.model.load_adapter(str(path), adapter_name=ref)
+            self.model.eval()
+            self.adapters.add(ref)
+
+    def unload_adapter(self, ref: str) -> None:
+        with self._adapter_lock:
+            if ref in self.adapters:
+                self.model.delete_adapter(ref)
+                self.adapters.discard(ref)
+
+    @contextlib.contextmanager
+    def using(self, ref: str | None) -> Iterator[None]:
+        """Run with adapter ``ref`` active, or the bare base model for ``None``."""
+        with self._adapter_lock:
+            if ref is None:
+                if self.adapters:
+                    with self.model.disable_adapter():
+                        yield
+                else:
+                    yield
+                return
+            if ref not in self.adapters:
+                raise KeyError(f"adapter {ref} is not loaded")
+            self.model.set_adapter(ref)
+            yield
+
+
+class LlmJudge:
+    """CQE judge: one forward pass per batch, vote = P(yes) > P(no)."""
+
+    def __init__(self, lm: CausalLM) -> None:
+        self.lm = lm
+        self.name = f"llm:{lm.name}"
+
+    def judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
+        prompts = [self.lm.chat_prompt(item.prompt) for item in items]
+        with self.lm.using(None):
+            scores = self.lm.label_logprobs(prompts, [["yes", "no"]] * len(prompts))
+        return [Verdict(vote=s["yes"] > s["no"], score=s["yes"] - s["no"]) for s in scores]
+
+
+class LlmOptionScorer:
+    """uniM3 answers by option scoring (``score``) or by the authors' free generation."""
+
+    def __init__(self, lm: CausalLM, decoding: str = "score", max_new_tokens: int = 100) -> None:
+        self.lm = lm
+        self.name = lm.name
+        self.decoding = decoding
+        self.max_new_tokens = max_new_tokens
+
+    def choose(
+        self, prompts: Sequence[str], labels: Sequence[Sequence[str]], adapter: str | None
+    ) -> list[Choice]:
+        full = [self.lm.chat_prompt(p) for p in prompts]
+        with self.lm.using(adapter):
+            if self.decoding == "generate":
+                from training.metrics import parse_answer
+
+                texts = self.lm.generate(full, self.max_new_tokens)
+                return [
+                    Choice(label=parse_answer(t, ls) or "", text=t)
+                    for t, ls in zip(texts, labels, strict=True)
+                ]
+            scores = self.lm.label_logprobs(full, labels)
+        return [Choice(label=max(s, key=lambda k: s[k]), scores=s) for s in scores]

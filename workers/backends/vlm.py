@@ -1,0 +1,69 @@
+"""transformers vision-language captioner (image-text-to-text models such as Llama-3.2-Vision,
+Qwen2-VL, LLaVA), loaded from a local folder; batched generation with greedy decoding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from workers.backends.base import BackendUnavailable, CaptionInput
+
+#: The authors' prefix for every captioning prompt.
+CONCISE = "Generate a concise and informative caption within 50 words. "
+
+
+class TransformersVlmCaptioner:
+    def __init__(
+        self, folder: str, max_new_tokens: int = 128, model: Any = None, processor: Any = None
+    ) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if model is None:
+            path = Path(folder)
+            if not path.is_dir():
+                raise BackendUnavailable(
+                    f"VLM folder {folder} does not exist (no model hub is used)"
+                )
+            processor = AutoProcessor.from_pretrained(path)
+            dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+            model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+            if torch.cuda.is_available():
+                model = model.to("cuda")
+        self.model = model.eval()
+        self.processor = processor
+        self.name = f"vlm:{Path(folder).name}"
+        self.max_new_tokens = max_new_tokens
+        tokenizer = getattr(processor, "tokenizer", processor)
+        tokenizer.padding_side = "left"
+
+    def caption(self, items: Sequence[CaptionInput]) -> list[str]:
+        import torch
+
+        if not items:
+            return []
+        texts = [
+            self.processor.apply_chat_template(
+                [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image"},
+                            {"type": "text", "text": CONCISE + item.prompt},
+                        ],
+                    }
+                ],
+                add_generation_prompt=True,
+            )
+            for item in items
+        ]
+        batch = self.processor(
+            text=texts, images=[item.image for item in items], return_tensors="pt", padding=True
+        )
+        batch = batch.to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False)
+        new = out[:, batch["input_ids"].shape[1] :]
+        decoded: list[str] = self.processor.batch_decode(new, skip_special_tokens=True)
+        return [text.strip() for text in decoded]

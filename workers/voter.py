@@ -1,0 +1,97 @@
+"""CQE: every configured judge answers the task's caption-quality question for every caption
+of the batch (one batched call per judge); the majority decides whether a caption is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from schemas.base import now
+from schemas.records import CaptionedRecord, EnrichedRecord, JudgeVote, SlotVerdict, TraceEntry
+from schemas.tasks.catalog import get_task
+from streams.stage import Emit, Inbound, Output, Result
+from workers.backends.base import Judge, JudgeInput
+from workers.vote import majority
+
+STAGE = "voter"
+
+
+class VoterStage:
+    name = STAGE
+    input_topic = "captioned"
+
+    def __init__(self, judges: Sequence[Judge], mode: str = "mv") -> None:
+        if mode == "mv" and not judges:
+            raise ValueError("majority voting needs at least one judge")
+        self.judges = list(judges)
+        self.mode = mode
+
+    def process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
+        records = [item.value for item in batch]
+        items: list[JudgeInput] = []
+        where: list[tuple[int, str]] = []
+        for i, record in enumerate(records):
+            assert isinstance(record, CaptionedRecord)
+            spec = get_task(record.task)
+            slots = {s.slot: s for s in record.slots}
+            for caption in record.captions:
+                if caption.text is None or caption.slot not in slots:
+                    continue
+                judge_vars = slots[caption.slot].judge_vars
+                items.append(
+                    JudgeInput(
+                        spec.judge_prompt(judge_vars, caption.text), caption.text, judge_vars
+                    )
+                )
+                where.append((i, caption.slot))
+
+        votes: dict[tuple[int, str], list[JudgeVote]] = {key: [] for key in where}
+        if self.mode == "mv" and items:
+            for judge in self.judges:
+                for key, verdict in zip(where, judge.judge(items), strict=True):
+                    votes[key].append(
+                        JudgeVote(judge=judge.name, vote=verdict.vote, score=verdict.score)
+                    )
+
+        stamp = now()
+        judges = ",".join(j.name for j in self.judges) if self.mode == "mv" else "uia"
+        results: list[Result] = []
+        for i, record in enumerate(records):
+            assert isinstance(record, CaptionedRecord)
+            verdicts = []
+            for caption in record.captions:
+                key = (i, caption.slot)
+                if key not in votes:
+                    verdicts.append(SlotVerdict(slot=caption.slot, keep=False, mode="no_caption"))
+                elif self.mode == "uia":
+                    verdicts.append(SlotVerdict(slot=caption.slot, keep=True, mode="uia"))
+                else:
+                    slot_votes = votes[key]
+                    verdicts.append(
+                        SlotVerdict(
+                            slot=caption.slot,
+                            keep=majority([v.vote for v in slot_votes]),
+                            mode="mv",
+                            votes=slot_votes,
+                        )
+                    )
+            enriched = EnrichedRecord.model_validate(
+                {
+                    **record.model_dump(),
+                    "verdicts": [v.model_dump() for v in verdicts],
+                    "timestamps": {**record.timestamps, STAGE: stamp},
+                    "trace": [*record.trace, TraceEntry(stage=STAGE, at=stamp, model=judges)],
+                }
+            )
+            results.append(
+                Emit(
+                    [
+                        Output(
+                            "enriched",
+                            enriched.request_id,
+                            enriched,
+                            f"{enriched.request_id}:{STAGE}",
+                        )
+                    ]
+                )
+            )
+        return results
