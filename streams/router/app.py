@@ -68,6 +68,18 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def topic_partitions(settings: Settings, logical: str) -> int | None:
+    """Partitions of an existing topic, or ``None`` if it does not exist (yet)."""
+    from streams.clients import make_admin
+
+    name = topic_name(settings, logical)
+    metadata = make_admin(settings).list_topics(name, timeout=15)
+    topic = metadata.topics.get(name)
+    if topic is None or topic.error is not None or not topic.partitions:
+        return None
+    return len(topic.partitions)
+
+
 class Router:
     """Builds the faust app and its agents for one settings object."""
 
@@ -98,14 +110,18 @@ class Router:
         self.waiting = self.app.topic(topic_name(settings, "queries.waiting"), **raw)
         self.requests = self.app.topic(topic_name(settings, "requests"), **raw)
         self.dlq = self.app.topic(topic_name(settings, "dlq"), **raw)
-        table_opts: dict[str, Any] = {
-            "key_type": str,
-            "value_type": str,
-            "default": None,
-            "partitions": settings.partitions,
-        }
-        self.products = self.app.GlobalTable("products", **table_opts)
-        self.recent_reviews = self.app.GlobalTable("recent-reviews", **table_opts)
+        table_opts: dict[str, Any] = {"key_type": str, "value_type": str, "default": None}
+        # A table's partitions must match its source topic's, whatever the config says.
+        self.products = self.app.GlobalTable(
+            "products",
+            partitions=topic_partitions(settings, "catalog") or settings.partitions,
+            **table_opts,
+        )
+        self.recent_reviews = self.app.GlobalTable(
+            "recent-reviews",
+            partitions=topic_partitions(settings, "reviews") or settings.partitions,
+            **table_opts,
+        )
         self.app.agent(self.catalog, name="catalog")(self._catalog_agent)
         self.app.agent(self.reviews, name="reviews")(self._reviews_agent)
         self.app.agent(self.queries, name="queries")(self._queries_agent)

