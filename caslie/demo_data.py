@@ -78,7 +78,7 @@ def draw_product(
 def build_sample(folder: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
     """Draw the images into ``folder`` and return the events to produce, by logical topic."""
     folder.mkdir(parents=True, exist_ok=True)
-    products = []
+    products: list[dict[str, Any]] = []
     for pid, brand, text, bg, fg, title, category in PRODUCTS:
         path = folder / f"{pid}.png"
         draw_product(path, brand, text, bg, fg)
@@ -103,7 +103,7 @@ def build_sample(folder: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
     )
     review_image = folder / "review.png"
     draw_product(review_image, "5 STARS", "LOVE IT", (255, 230, 120), (60, 30, 0))
-    reviews = [
+    reviews: list[dict[str, Any]] = [
         {
             "review_id": "rv-kettle-1",
             "product_id": "kettle",
@@ -119,7 +119,7 @@ def build_sample(folder: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
         },
     ]
     rid = f"demo-{run_id}"
-    queries = [
+    queries: list[dict[str, Any]] = [
         {
             "request_id": f"{rid}-ap",
             "task": "AP",

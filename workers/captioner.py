@@ -64,9 +64,11 @@ class CaptionerStage:
 
     def process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
         started = time.monotonic()
-        requests = [item.value for item in batch]
-        assert all(isinstance(r, TaskRequest) for r in requests)
-        loaded = list(self._pool.map(self._load, requests))  # type: ignore[arg-type]
+        requests: list[TaskRequest] = []
+        for item in batch:
+            assert isinstance(item.value, TaskRequest)
+            requests.append(item.value)
+        loaded = list(self._pool.map(self._load, requests))
 
         captions: list[list[Caption | None]] = []
         todo: list[tuple[int, int, CaptionInput, tuple[str, str, str]]] = []
@@ -105,7 +107,7 @@ class CaptionerStage:
                 self.cache.put(key, text)
                 captions[i][j] = Caption(
                     slot=requests[i].slots[j].slot,
-                    text=text,  # type: ignore[attr-defined]
+                    text=text,
                     model=self.captioner.name,
                     image_sha256=key[2],
                 )

@@ -47,7 +47,7 @@ def smollm2_folder(cache_dir: Path) -> Path:
 
     log.info("converting %s once into %s", SMOLLM2_GGUF, target)
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
     model.hf_quantizer = None  # save_pretrained refuses a GGUF-quantised model otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -92,7 +92,7 @@ def load_causal_lm(name: str, cache_dir: Path) -> tuple[Any, Any]:
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+            model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
             if torch.cuda.is_available():
                 model = model.to("cuda")
             model.eval()

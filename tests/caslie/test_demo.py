@@ -76,13 +76,8 @@ def test_demo_pipeline_on_apache_kafka(kafka_settings: Settings, tmp_path: Path)
     )
     os.environ["CASLIE_IMAGES__ALLOW_NETWORKS"] = '["127.0.0.0/8"]'  # for the router child process
     try:
-        code = run_demo(
-            settings,
-            external=True,
-            json_path=tmp_path / "out.json",
-            timeout=600,
-            console=Console(file=open(os.devnull, "w")),
-        )  # noqa: SIM115
+        with open(os.devnull, "w") as devnull:
+            code = run_demo(settings, True, tmp_path / "out.json", 600, Console(file=devnull))
     finally:
         del os.environ["CASLIE_IMAGES__ALLOW_NETWORKS"]
     assert code == 0

@@ -159,7 +159,7 @@ def test_http_fetch_redirects_and_errors(http_server: str) -> None:
         load_image(ImageRef(url=f"{http_server}/loop"), LOCAL)
     with pytest.raises(ImageFetchError, match="HTTP 404"):
         load_image(ImageRef(url=f"{http_server}/missing.png"), LOCAL)
-    with pytest.raises(ImageFetchError, match="timed out|took too long"):
+    with pytest.raises(ImageFetchError, match=r"timed out|took too long"):
         load_image(
             ImageRef(url=f"{http_server}/slow.png"), LOCAL.model_copy(update={"timeout_s": 0.5})
         )
@@ -178,7 +178,7 @@ def test_refused_address_is_never_contacted(http_server: str) -> None:
 
 def test_unreachable_server(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    with pytest.raises(ImageFetchError, match="ConnectionRefusedError|failed"):
+    with pytest.raises(ImageFetchError, match=r"ConnectionRefusedError|failed"):
         load_image(ImageRef(url=f"http://127.0.0.1:{port}/x.png"), LOCAL)
 
 
@@ -216,5 +216,5 @@ def test_s3_fetch_through_moto_server(moto_s3: str, monkeypatch: pytest.MonkeyPa
     s3.put_object(Bucket="images", Key="p/1.png", Body=png_bytes((60, 30)))
     settings = ImageSettings(s3_endpoint_url=moto_s3)
     assert load_image(ImageRef(url="s3://images/p/1.png"), settings).image.size == (60, 30)
-    with pytest.raises(ImageFetchError, match="NoSuchKey|Not Found|404"):
+    with pytest.raises(ImageFetchError, match=r"NoSuchKey|Not Found|404"):
         load_image(ImageRef(url="s3://images/p/missing.png"), settings)

@@ -101,9 +101,9 @@ def dominant_colours(image: Image.Image, top: int = 3) -> list[str]:
     names: list[str] = []
     total = 64 * 64
     for count, index in counts:
-        if count / total < 0.08:
+        if count / total < 0.08 or not isinstance(index, int):
             continue
-        rgb = tuple(palette[index * 3 : index * 3 + 3])
+        rgb = tuple(int(v) for v in palette[index * 3 : index * 3 + 3])
         name = min(
             COLOURS, key=lambda n: sum((a - b) ** 2 for a, b in zip(COLOURS[n], rgb, strict=True))
         )

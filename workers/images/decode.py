@@ -18,11 +18,12 @@ def decode_image(data: bytes, settings: ImageSettings) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > settings.max_pixels:
                 raise ImageDecodeError(
-                    f"image of {width}x{height} pixels exceeds the {settings.max_pixels}-pixel limit"
+                    f"image of {width}x{height} pixels exceeds "
+                    f"the {settings.max_pixels}-pixel limit"
                 )
             img.seek(0)  # animated images: the first frame
             img.load()
@@ -34,7 +35,7 @@ def decode_image(data: bytes, settings: ImageSettings) -> Image.Image:
         raise ImageDecodeError("not an image (unknown format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"broken image: {exc}") from None
-    img = ImageOps.exif_transpose(img)
+    img = ImageOps.exif_transpose(img) or img
     if img.mode in _HIGH_DEPTH:
         img = img.point(lambda v: v / 256).convert("L")
     if img.mode in ("RGBA", "LA", "P", "PA"):

@@ -59,7 +59,8 @@ def _read_limited(resp: http.client.HTTPResponse, limit: int, deadline: float) -
     length = resp.getheader("Content-Length")
     if length and length.isdigit() and int(length) > limit:
         raise ImageFetchError(f"image of {length} bytes exceeds the {limit}-byte limit")
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         if time.monotonic() > deadline:
             raise ImageFetchError("image download took too long")
