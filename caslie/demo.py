@@ -3,7 +3,6 @@ built-in sample, a live progress bar, a readable table and optional JSON."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -57,8 +56,6 @@ def run_demo(
         console.print(
             f"embedded broker on [bold]{broker.bootstrap_servers}[/] (tansu, memory storage)"
         )
-    os.environ["CASLIE_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    os.environ["CASLIE_TOPIC_PREFIX"] = settings.topic_prefix
     stop = threading.Event()
     worker: threading.Thread | None = None
     code: list[int] = []

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 
 from caslie.exit_codes import ExitCode
-from streams.config import Settings
+from streams.config import Settings, settings_to_env
 from streams.exceptions import DlqLimitExceeded
 from streams.runner import StageRunner
 from streams.stage import Stage
@@ -80,7 +80,7 @@ def build_predictor(settings: Settings) -> Stage:
     from workers.predictor import PredictorStage
 
     cfg = settings.predictor
-    lm = CausalLM(cfg.model, settings.cache_dir)
+    lm = CausalLM(cfg.model, settings.cache_dir, private=True)  # adapters modify their model
     return PredictorStage(
         LlmOptionScorer(lm, cfg.decoding),
         default_adapter=cfg.default_adapter,
@@ -103,11 +103,15 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     if unknown:
         log.error("unknown stage %r; known: router, %s, all", which, ", ".join(WORKER_STAGES))
         return ExitCode.USAGE
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+        log.info("Prometheus metrics on :%d/metrics", settings.metrics_port)
     router = None
     if which == "all":
-        router = subprocess.Popen(
-            [sys.executable, "-m", "caslie", "run", "router"], env=os.environ.copy()
-        )
+        env = {**os.environ, **settings_to_env(settings)}
+        router = subprocess.Popen([sys.executable, "-m", "caslie", "run", "router"], env=env)
     errors: list[BaseException] = []
     try:
         runners = [StageRunner(BUILDERS[name](settings), settings) for name in names]

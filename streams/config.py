@@ -8,6 +8,7 @@ sasl.*, ssl.*) is passed through to every Kafka client and never logged.
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -170,6 +171,15 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["kafka"] = {key: "***" for key in self.kafka}
         return data
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """``CASLIE_*`` variables that reproduce ``settings`` in a child process."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        env[f"CASLIE_{name.upper()}"] = text
+    return env
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -78,11 +78,15 @@ def model_folder(name: str, cache_dir: Path) -> Path:
     return path
 
 
-def load_causal_lm(name: str, cache_dir: Path) -> tuple[Any, Any]:
-    """(model, tokenizer) for a causal LM, shared within the process."""
+def load_causal_lm(name: str, cache_dir: Path, private: bool = False) -> tuple[Any, Any]:
+    """(model, tokenizer) for a causal LM, shared within the process unless ``private``.
+
+    A model that gets LoRA adapters must be private: peft injects adapter layers into the
+    module it wraps, which would change the answers of everyone sharing it.
+    """
     with _lock:
         key = ("causal", name)
-        if key not in _loaded:
+        if private or key not in _loaded:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -96,6 +100,8 @@ def load_causal_lm(name: str, cache_dir: Path) -> tuple[Any, Any]:
             if torch.cuda.is_available():
                 model = model.to("cuda")
             model.eval()
+            if private:
+                return model, tokenizer
             _loaded[key] = (model, tokenizer)
         result: tuple[Any, Any] = _loaded[key]
         return result

@@ -45,3 +45,17 @@ def test_topic_registry() -> None:
         logical_name(settings, "x.unknown")
     catalog = next(t for t in TOPICS if t.logical == "catalog")
     assert topic_configs(catalog) == {"cleanup.policy": "compact"}
+
+
+def test_settings_survive_the_trip_to_a_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.config import Settings, settings_to_env
+
+    settings = Settings(
+        topic_prefix="child.",
+        kafka={"security.protocol": "SSL"},
+        dlq={"max_consecutive": 9},
+        images={"allow_networks": ["10.0.0.0/8"]},
+    )
+    for key, value in settings_to_env(settings).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == settings

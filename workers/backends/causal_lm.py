@@ -24,11 +24,18 @@ class CausalLM:
     """A causal LM and its tokenizer, with optional peft adapters (``name@vN`` refs)."""
 
     def __init__(
-        self, name: str, cache_dir: Path, model: Any = None, tokenizer: Any = None
+        self,
+        name: str,
+        cache_dir: Path,
+        model: Any = None,
+        tokenizer: Any = None,
+        private: bool = False,
     ) -> None:
+        """``private``: an own copy of the weights, required before loading adapters."""
         self.name = name
+        self.private = private
         if model is None:
-            model, tokenizer = load_causal_lm(name, cache_dir)
+            model, tokenizer = load_causal_lm(name, cache_dir, private=private)
         self.model = model
         self.tokenizer = tokenizer
         self._variant_cache: dict[str, list[int]] = {}
@@ -125,6 +132,8 @@ class CausalLM:
         """Load a LoRA adapter under an immutable name (``generalist@v3``)."""
         from peft import PeftModel
 
+        if not self.private:
+            raise RuntimeError("adapters need a private model copy: CausalLM(..., private=True)")
         with self._adapter_lock:
             if ref in self.adapters:
                 return

@@ -80,6 +80,7 @@ def router(kafka_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Pop
         **kafka_env,
         "CASLIE_ROUTER__PRODUCT_WAIT_S": "6",
         "CASLIE_ROUTER__RETRY_INTERVAL_S": "0.5",
+        "CASLIE_ROUTER__AUTO_SA": "true",  # every new review also becomes an SA request
     }
     log = open(tmp_path / "router.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -123,15 +124,17 @@ def test_router_resolves_all_tasks_and_dead_letters_bad_input(
         for v in consume_records(
             kafka_settings,
             "requests",
-            max_records=len(QUERIES),
+            max_records=len(QUERIES) + len(REVIEWS),
             idle_timeout=60,
             from_beginning=True,
         )
     ]
     assert router.poll() is None, "router died"
     by_id = {r["request_id"]: r for r in requests}
-    assert sorted(by_id) == sorted(q["request_id"] for q in QUERIES)
-    assert len(requests) == len(QUERIES)
+    expected = [q["request_id"] for q in QUERIES] + [f"auto-sa:{r['review_id']}" for r in REVIEWS]
+    assert sorted(by_id) == sorted(expected)
+    assert len(requests) == len(expected)
+    assert by_id["auto-sa:rv1"]["inputs"] == {"review": "Boils fast."}
     assert by_id["ap"]["inputs"]["document"] == "Boils fast."
     assert by_id["sa"]["slots"][0]["image"]["url"] == "file:///i/rv1.png"
     assert [s["slot"] for s in by_id["prp"]["slots"]] == ["product1", "product2"]
