@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.backends.causal_lm import CausalLM, LlmJudge
 from workers.backends.base import JudgeInput
+from workers.backends.causal_lm import CausalLM, LlmJudge
 from workers.models import load_causal_lm
 
 pytestmark = pytest.mark.skipif(
@@ -49,8 +49,7 @@ def test_two_adapters_and_the_base_give_different_scores(tmp_path: Path) -> None
     assert again["yes"] == pytest.approx(base["yes"], abs=1e-4)
     # the shared model is untouched by the private copy's adapters
     assert shared.label_logprobs(prompt, labels)[0]["yes"] == pytest.approx(base["yes"], abs=1e-4)
-    with pytest.raises(KeyError, match="not loaded"):
-        with lm.using("c@v1"):
-            pass
+    with pytest.raises(KeyError, match="not loaded"), lm.using("c@v1"):
+        pass
     judge = LlmJudge(lm)
     assert len(judge.judge([JudgeInput("Is ice cold? Only output yes or no.", "", {})])) == 1
