@@ -49,3 +49,37 @@ def kafka_env(kafka_settings: Settings) -> dict[str, str]:
         "CASLIE_TOPIC_PREFIX": kafka_settings.topic_prefix,
         "CASLIE_PARTITIONS": str(kafka_settings.partitions),
     }
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """moto's standalone S3 server on a loopback port; yields its endpoint URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from streams.broker import free_port
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(name, value)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)

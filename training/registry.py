@@ -1,0 +1,128 @@
+"""The adapter registry: immutable, numbered adapter versions (``name@vN``) with their
+metrics and the data snapshot they were trained on.
+
+Layout (in a folder or an S3 prefix)::
+
+    <name>/v<N>/files/<adapter files>
+    <name>/v<N>/manifest.json     written last: a version exists once its manifest does
+    <name>/current                the promoted version number (promotion, rollback)
+
+Files are written before the manifest, and the manifest lists every file with its sha256,
+so a reader never sees half an adapter and verifies what it downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from training.storage import Storage
+
+_VERSION = re.compile(r"^(?P<name>[^/]+)/v(?P<n>\d+)/manifest\.json$")
+
+
+class RegistryError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class AdapterVersion:
+    name: str
+    version: int
+    base_model: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_snapshot: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+class AdapterRegistry:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def versions(self, name: str) -> list[int]:
+        found = []
+        for key in self.storage.list(f"{name}/"):
+            match = _VERSION.match(key)
+            if match and match["name"] == name:
+                found.append(int(match["n"]))
+        return sorted(found)
+
+    def get(self, name: str, version: int) -> AdapterVersion:
+        key = f"{name}/v{version}/manifest.json"
+        if not self.storage.exists(key):
+            raise RegistryError(f"{name}@v{version} does not exist")
+        return AdapterVersion(**orjson.loads(self.storage.get(key)))
+
+    def publish(
+        self,
+        name: str,
+        folder: Path,
+        base_model: str,
+        metrics: dict[str, Any] | None = None,
+        data_snapshot: dict[str, Any] | None = None,
+    ) -> AdapterVersion:
+        """Store the adapter in ``folder`` as the next version of ``name``."""
+        if "@" in name or "/" in name:
+            raise RegistryError(f"adapter name {name!r} may not contain '@' or '/'")
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if not any(p.name == "adapter_config.json" for p in files):
+            raise RegistryError(f"{folder} holds no adapter_config.json")
+        version = (self.versions(name) or [0])[-1] + 1
+        prefix = f"{name}/v{version}"
+        digests = {}
+        for path in files:
+            data = path.read_bytes()
+            rel = str(path.relative_to(folder))
+            self.storage.put(f"{prefix}/files/{rel}", data)
+            digests[rel] = hashlib.sha256(data).hexdigest()
+        entry = AdapterVersion(
+            name, version, base_model, metrics or {}, data_snapshot or {}, digests, time.time()
+        )
+        self.storage.put(f"{prefix}/manifest.json", orjson.dumps(entry.__dict__))
+        return entry
+
+    def download(self, name: str, version: int, dest: Path) -> Path:
+        """Copy a version into ``dest/<name>@v<N>`` (verified; reused when present)."""
+        entry = self.get(name, version)
+        target = dest / entry.ref
+        if (target / ".complete").is_file():
+            return target
+        partial = dest / f".{entry.ref}.partial"
+        for rel, digest in entry.files.items():
+            data = self.storage.get(f"{name}/v{version}/files/{rel}")
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise RegistryError(f"{entry.ref}: {rel} does not match its manifest")
+            out = partial / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        (partial / ".complete").write_text(entry.ref)
+        partial.rename(target)
+        return target
+
+    def current(self, name: str) -> int | None:
+        key = f"{name}/current"
+        return int(self.storage.get(key)) if self.storage.exists(key) else None
+
+    def set_current(self, name: str, version: int) -> None:
+        self.get(name, version)  # must exist
+        self.storage.put(f"{name}/current", str(version).encode())
+
+    def rollback(self, name: str) -> int:
+        """Make the version before the current one current again; returns it."""
+        current = self.current(name)
+        older = [v for v in self.versions(name) if current is None or v < current]
+        if not older:
+            raise RegistryError(f"{name} has no version before v{current} to roll back to")
+        self.set_current(name, older[-1])
+        return older[-1]
