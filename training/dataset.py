@@ -1,0 +1,139 @@
+"""Training data: enriched records joined with their labels, turned into instruction
+examples by the same :func:`schemas.tasks.assembly.build_sample` the predictor uses, split
+deterministically by a hash of the request id; MMECInstruct-style JSON in and out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from schemas.records import EnrichedRecord, LabelEvent
+from schemas.tasks.assembly import InstructionSample, build_sample
+from schemas.tasks.catalog import get_task
+
+Split = Literal["train", "val", "test"]
+
+
+def split_for(request_id: str, val: float = 0.1, test: float = 0.1) -> Split:
+    """Deterministic split from a hash of the request id (stable across runs and machines)."""
+    bucket = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big") / 2**64
+    if bucket < test:
+        return "test"
+    if bucket < test + val:
+        return "val"
+    return "train"
+
+
+@dataclass(frozen=True)
+class InstructionExample:
+    """One MMECInstruct-style example (``input`` is the JSON text of the input object)."""
+
+    task: str
+    split: str
+    instruction: str
+    input: str
+    options: list[str]
+    output: str
+    images: list[str] = field(default_factory=list)
+    caption_info: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+
+    def sample(self) -> InstructionSample:
+        return InstructionSample(
+            task=self.task,
+            instruction=self.instruction,
+            input=orjson.loads(self.input),
+            options=list(self.options),
+        )
+
+    def label(self) -> str:
+        """The answer label (``yes``/``no`` or the option letter) of ``output``."""
+        spec = get_task(self.task)
+        return (
+            self.output.strip()
+            if spec.answer_kind == "binary"
+            else self.output.split(":", 1)[0].strip()
+        )
+
+
+def answer_text(task: str, label: str, options: list[str]) -> str:
+    """The training target: ``yes``/``no``, or the full option (``B: positive``)."""
+    if get_task(task).answer_kind == "binary":
+        return label
+    for option in options:
+        if option.split(":", 1)[0].strip() == label:
+            return option
+    raise ValueError(f"label {label!r} is not one of the options {options}")
+
+
+def example_from(
+    record: EnrichedRecord, label: str, split: str | None = None
+) -> InstructionExample:
+    kept = {v.slot for v in record.verdicts if v.keep}
+    captions = {c.slot: c.text for c in record.captions if c.slot in kept and c.text}
+    sample = build_sample(record, captions)
+    return InstructionExample(
+        task=record.task,
+        split=split or split_for(record.request_id),
+        instruction=sample.instruction,
+        input=sample.input_text(),
+        options=sample.options,
+        output=answer_text(record.task, label, list(record.options)),
+        images=[s.image.url for s in record.slots if s.image is not None],
+        caption_info={c.slot: {"caption": c.text, "kept": c.slot in kept} for c in record.captions},
+        request_id=record.request_id,
+    )
+
+
+def assemble(
+    enriched: Iterable[EnrichedRecord], labels: Iterable[LabelEvent]
+) -> list[InstructionExample]:
+    """Join by request id; the latest label wins (by ``event_time``, then arrival order).
+    Records without a label, or with a label that is not a legal answer, are skipped."""
+    latest: dict[str, tuple[float, int, LabelEvent]] = {}
+    for order, event in enumerate(labels):
+        rank = (event.event_time or 0.0, order)
+        if event.request_id not in latest or rank >= latest[event.request_id][:2]:
+            latest[event.request_id] = (*rank, event)
+    examples = []
+    seen: set[str] = set()
+    for record in enriched:
+        if record.request_id in seen or record.request_id not in latest:
+            continue  # duplicates from at-least-once delivery, or unlabelled
+        seen.add(record.request_id)
+        label = latest[record.request_id][2].label
+        if label not in get_task(record.task).labels(record.options):
+            continue
+        examples.append(example_from(record, label))
+    return examples
+
+
+def write_mmec(path: Path, examples: Iterable[InstructionExample]) -> None:
+    path.write_bytes(orjson.dumps([asdict(e) for e in examples], option=orjson.OPT_INDENT_2))
+
+
+def read_mmec(path: Path) -> list[InstructionExample]:
+    """Read MMECInstruct-style JSON (a list of objects); ``input`` may be text or an object."""
+    out = []
+    for item in orjson.loads(path.read_bytes()):
+        raw_input = item.get("input", "{}")
+        out.append(
+            InstructionExample(
+                task=item["task"],
+                split=item.get("split", "train"),
+                instruction=item["instruction"],
+                input=raw_input if isinstance(raw_input, str) else orjson.dumps(raw_input).decode(),
+                options=list(item.get("options") or []),
+                output=item["output"],
+                images=list(item.get("images") or []),
+                caption_info=dict(item.get("caption_info") or {}),
+                request_id=item.get("request_id"),
+            )
+        )
+    return out
