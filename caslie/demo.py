@@ -3,6 +3,7 @@ built-in sample, a live progress bar, a readable table and optional JSON."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from streams.broker import EmbeddedBroker
 from streams.clients import create_topics, make_producer, wait_for_broker
 from streams.config import Settings
 from streams.consume import consume_records
+from streams.logs import configure_logging
 from streams.produce import record_key
 from streams.topics import topic_name
 
@@ -47,6 +49,10 @@ def _brief(query: dict[str, Any]) -> str:
 def run_demo(
     settings: Settings, external: bool, json_path: Path | None, timeout: float, console: Console
 ) -> int:
+    if "log_level" not in settings.model_fields_set:
+        # the demo's own output is the table; worker chatter only when asked for
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+        configure_logging("WARNING", settings.log_format)
     broker = None
     if not external:
         broker = EmbeddedBroker(log_file=settings.cache_dir / "demo-broker.log")
@@ -127,6 +133,7 @@ def run_demo(
         stop.set()
         if worker is not None:
             worker.join(60)
+        gc.collect()  # destroy the stopped stages' Kafka clients before their broker goes
         if broker is not None:
             broker.stop()
 
