@@ -271,6 +271,82 @@ def demo(
     raise typer.Exit(run_demo(_settings(ctx), external, json_path, timeout, Console()))
 
 
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+@app.command()
+def retrain(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Adapter name to train and publish.")] = "generalist",
+    every: Annotated[
+        str | None, typer.Option(help="Repeat every interval (30m, 6h, 1d) until stopped.")
+    ] = None,
+    margin: Annotated[float, typer.Option(help="Validation gain needed to publish.")] = 0.01,
+    max_train: Annotated[int | None, typer.Option(help="Use at most N training examples.")] = None,
+    learning_rate: Annotated[float, typer.Option("--lr")] = 1e-4,
+    epochs: Annotated[float, typer.Option()] = 3.0,
+    effective_batch: Annotated[int, typer.Option()] = 128,
+    micro_batch: Annotated[int, typer.Option()] = 4,
+    rank: Annotated[int, typer.Option("--r")] = 16,
+    alpha: Annotated[int, typer.Option()] = 16,
+    lm_head: Annotated[bool, typer.Option(help="Also adapt lm_head (the paper does).")] = True,
+    summary: Annotated[
+        Path | None, typer.Option("--json", help="Write the cycle's summary here.")
+    ] = None,
+) -> None:
+    """One retraining cycle: assemble enriched records + labels from the topics, train a LoRA
+    adapter, evaluate against the incumbent on validation, publish only if the gate passes,
+    and announce it to the predictors. Defaults are the paper's hyper-parameters.
+
+    Exit code 0 when a version was published, 1 when the gate refused the candidate.
+    """
+    from training.lora import PROJECTIONS, LoraSettings
+    from training.retrain import cycle_summary, retrain_cycle
+
+    settings = _settings(ctx)
+    lora = LoraSettings(
+        learning_rate=learning_rate,
+        epochs=epochs,
+        effective_batch=effective_batch,
+        micro_batch=micro_batch,
+        r=rank,
+        alpha=alpha,
+        target_modules=PROJECTIONS + (("lm_head",) if lm_head else ()),
+    )
+    stop = _stop_event()
+    while True:
+        result = retrain_cycle(settings, name, lora, margin, max_train)
+        text = cycle_summary(result)
+        typer.echo(text.decode())
+        if summary is not None:
+            summary.write_bytes(text)
+        if every is None:
+            raise typer.Exit(ExitCode.OK if result.published else ExitCode.INVALID_INPUT)
+        if stop.wait(_duration(every)):
+            return
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Adapter name.")] = "generalist",
+) -> None:
+    """Make the previous adapter version current again and announce it to the predictors."""
+    from training.registry import RegistryError
+    from training.retrain import rollback as do_rollback
+
+    try:
+        entry = do_rollback(_settings(ctx), name)
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    typer.echo(f"now serving {entry.ref}")
+
+
 @schemas_app.command("export")
 def schemas_export(
     directory: Annotated[

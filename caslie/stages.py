@@ -76,13 +76,19 @@ def build_voter(settings: Settings) -> Stage:
 
 
 def build_predictor(settings: Settings) -> Stage:
+    from training.retrain import registry_for
+    from workers.adapters import AdapterWatcher
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
     from workers.predictor import PredictorStage
 
     cfg = settings.predictor
     lm = CausalLM(cfg.model, settings.cache_dir, private=True)  # adapters modify their model
+    watcher = AdapterWatcher(
+        settings, lm, registry_for(settings), settings.cache_dir / "adapter-cache"
+    )
     return PredictorStage(
         LlmOptionScorer(lm, cfg.decoding),
+        resolve_adapter=watcher.start().resolve,
         default_adapter=cfg.default_adapter,
         task_adapters=cfg.task_adapters,
     )
