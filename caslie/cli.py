@@ -330,6 +330,86 @@ def retrain(
             return
 
 
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="MMECInstruct-style JSON (default: labelled data from the topics)."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    name: Annotated[
+        str, typer.Option(help="Adapter name: evaluates base and every version.")
+    ] = "generalist",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Plot per-task strict metrics across versions (PNG).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate at most N examples.")] = None,
+) -> None:
+    """Evaluate the base model and every registry version of an adapter with the paper's
+    metrics: paper-compatible (parse failures excluded), strict (failures wrong), failures."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from schemas.records import EnrichedRecord, LabelEvent
+    from training.dataset import assemble, read_mmec
+    from training.evaluate import evaluate
+    from training.plot import plot_versions
+    from training.retrain import read_topic_records, registry_for
+    from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+
+    settings = _settings(ctx)
+    if data is not None:
+        examples = read_mmec(data)
+    else:
+        examples = assemble(
+            [EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")],
+            [LabelEvent.from_json(v) for v in read_topic_records(settings, "labels")],
+        )
+    examples = [e for e in examples if e.split == split][:limit]
+    if not examples:
+        typer.echo(f"error: no labelled {split} examples", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    registry = registry_for(settings)
+    lm = CausalLM(settings.predictor.model, settings.cache_dir, private=True)
+    scorer = LlmOptionScorer(lm)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    versions: list[str | None] = [None]
+    for version in registry.versions(name):
+        entry = registry.get(name, version)
+        lm.load_adapter(
+            entry.ref, registry.download(name, version, settings.cache_dir / "adapter-cache")
+        )
+        versions.append(entry.ref)
+    table = Table(title=f"{len(examples)} {split} examples")
+    for column in ("model", "task", "metric", "paper", "strict", "failures", "n"):
+        table.add_column(column)
+    for ref in versions:
+        scores = evaluate(scorer, examples, adapter=ref)
+        label = ref or "base"
+        results[label] = {t: s.__dict__ for t, s in scores.items()}
+        for task, s in scores.items():
+            table.add_row(
+                label,
+                task,
+                s.metric,
+                f"{s.paper:.3f}",
+                f"{s.strict:.3f}",
+                str(s.failures),
+                str(s.n),
+            )
+    Console().print(table)
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    if plot is not None:
+        strict = {v: {t: float(s["strict"]) for t, s in r.items()} for v, r in results.items()}
+        plot_versions(strict, plot)
+
+
 @app.command()
 def rollback(
     ctx: typer.Context,

