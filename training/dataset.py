@@ -79,7 +79,7 @@ def example_from(
     captions = {c.slot: c.text for c in record.captions if c.slot in kept and c.text}
     sample = build_sample(record, captions)
     return InstructionExample(
-        task=record.task,
+        task=record.task.value,  # a plain str: orjson refuses str-enum dict keys
         split=split or split_for(record.request_id),
         instruction=sample.instruction,
         input=sample.input_text(),

@@ -21,8 +21,9 @@ def gate(
     margin: float = 0.01,
 ) -> GateDecision:
     """Promote when the mean strict score over shared tasks rises by at least ``margin`` and
-    no task falls by more than ``margin``. Strict scores count parse failures as wrong, so a
-    candidate cannot win by failing to answer."""
+    no task falls by more than ``abs(margin)`` (a negative margin accepts a candidate up to
+    that much worse, e.g. to force a first publish in tests). Strict scores count parse
+    failures as wrong, so a candidate cannot win by failing to answer."""
     if not candidate:
         return GateDecision(False, "the candidate was not evaluated on any task")
     if not incumbent:
@@ -30,7 +31,7 @@ def gate(
     shared = sorted(set(candidate) & set(incumbent))
     if not shared:
         return GateDecision(False, "candidate and incumbent share no evaluated task")
-    worse = [t for t in shared if candidate[t].strict < incumbent[t].strict - margin]
+    worse = [t for t in shared if candidate[t].strict < incumbent[t].strict - abs(margin)]
     if worse:
         detail = ", ".join(
             f"{t} {incumbent[t].strict:.3f}->{candidate[t].strict:.3f}" for t in worse

@@ -22,6 +22,9 @@ from training.dataset import InstructionExample
 
 log = logging.getLogger(__name__)
 
+#: Micro-batches per length-sorted window of an epoch (see :func:`_epoch_order`).
+GROUP = 16
+
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -71,6 +74,25 @@ def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def _epoch_order(
+    rows: Sequence[tuple[list[int], list[int]]], micro_batch: int, seed: int
+) -> list[int]:
+    """A shuffled epoch in which each window of ``GROUP`` micro-batches is sorted by length,
+    so a micro-batch holds rows of similar length and pads little (the idea of transformers'
+    ``group_by_length``); the order of micro-batches inside a window is shuffled again."""
+    rng = random.Random(seed)
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    window = GROUP * micro_batch
+    out: list[int] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: len(rows[i][0]))
+        batches = [chunk[i : i + micro_batch] for i in range(0, len(chunk), micro_batch)]
+        rng.shuffle(batches)
+        out += [i for batch in batches for i in batch]
+    return out
+
+
 def train_lora(
     lm: Any,
     examples: Sequence[InstructionExample],
@@ -92,7 +114,9 @@ def train_lora(
     accumulation = max(1, cfg.effective_batch // cfg.micro_batch)
     micro_per_epoch = math.ceil(len(rows) / cfg.micro_batch)
     total_steps = max(1, math.ceil(micro_per_epoch * cfg.epochs / accumulation))
-    base: Any = lm.model.base_model.model if isinstance(lm.model, PeftModel) else lm.model
+    if isinstance(lm.model, PeftModel):
+        raise ValueError("train on a model without loaded adapters (a fresh private CausalLM)")
+    base: Any = lm.model
     model = get_peft_model(
         base,
         LoraConfig(
@@ -119,13 +143,10 @@ def train_lora(
         step = state["step"]
         log.info("resuming from step %d of %d", step, total_steps)
 
-    order = list(range(len(rows)))
     schedule: list[int] = []
     epoch = 0
     while len(schedule) < total_steps * accumulation * cfg.micro_batch:
-        rng = random.Random(cfg.seed + epoch)
-        rng.shuffle(order)
-        schedule += order
+        schedule += _epoch_order(rows, cfg.micro_batch, cfg.seed + epoch)
         epoch += 1
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc="LoRA steps", disable=not progress)

@@ -102,18 +102,17 @@ def retrain_cycle(
     registry = registry_for(settings)
     lm = CausalLM(settings.predictor.model, settings.cache_dir, private=True)
     scorer = LlmOptionScorer(lm)
-    current = registry.current(name)
-    incumbent_ref = "base"
-    if current is not None:
-        entry = registry.get(name, current)
-        lm.load_adapter(
-            entry.ref, registry.download(name, current, settings.cache_dir / "adapter-cache")
-        )
-        incumbent_ref = entry.ref
-    incumbent = evaluate(scorer, val, adapter=None if current is None else incumbent_ref)
-
     with tempfile.TemporaryDirectory(prefix="caslie-train-") as work:
+        # train first, on the bare model; then load incumbent and candidate side by side
         adapter_dir = train_lora(lm, train, Path(work), lora, progress=progress)
+        current = registry.current(name)
+        incumbent_ref = "base"
+        if current is not None:
+            entry = registry.get(name, current)
+            path = registry.download(name, current, settings.cache_dir / "adapter-cache")
+            lm.load_adapter(entry.ref, path)
+            incumbent_ref = entry.ref
+        incumbent = evaluate(scorer, val, adapter=None if current is None else incumbent_ref)
         lm.load_adapter("candidate", adapter_dir)
         candidate = evaluate(scorer, val, adapter="candidate")
         decision = gate(candidate, incumbent, margin)

@@ -33,3 +33,10 @@ def test_parse_failures_cannot_win() -> None:
 def test_first_version_passes() -> None:
     assert gate(_score(GOLD), None).promote
     assert not gate({}, None).promote
+
+
+def test_negative_margin_accepts_a_bounded_loss() -> None:
+    incumbent = _score("BCDBCDBCDD")
+    slightly_worse = _score("BCDBCDBCBD")
+    assert gate(slightly_worse, incumbent, margin=-0.5).promote
+    assert not gate(_score("BBBBBBBBBB"), incumbent, margin=-0.1).promote
