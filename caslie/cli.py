@@ -357,7 +357,7 @@ def eval_command(
 
     from schemas.records import EnrichedRecord, LabelEvent
     from training.dataset import assemble, read_mmec
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, majority_baseline
     from training.plot import plot_versions
     from training.retrain import read_topic_records, registry_for
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
@@ -402,6 +402,12 @@ def eval_command(
                 str(s.failures),
                 str(s.n),
             )
+    baseline = majority_baseline(examples)
+    results["majority"] = {t: s.__dict__ for t, s in baseline.items()}
+    for task, s in baseline.items():
+        table.add_row(
+            "majority", task, s.metric, f"{s.paper:.3f}", f"{s.strict:.3f}", "0", str(s.n)
+        )
     Console().print(table)
     if json_path is not None:
         json_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

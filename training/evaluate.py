@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,4 +32,16 @@ def evaluate(
                     parse_answer(choice.text, legal) if choice.text is not None else choice.label
                 )
         results[task] = score_task(task, gold, pred)
+    return results
+
+
+def majority_baseline(examples: Sequence[InstructionExample]) -> dict[str, TaskScore]:
+    """Scores of always answering each task's most frequent gold label (of these examples)."""
+    by_task: dict[str, list[str]] = defaultdict(list)
+    for example in examples:
+        by_task[example.task].append(example.label())
+    results = {}
+    for task, gold in sorted(by_task.items()):
+        most = Counter(gold).most_common(1)[0][0]
+        results[task] = score_task(task, gold, [most] * len(gold))
     return results

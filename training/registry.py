@@ -45,6 +45,12 @@ class AdapterVersion:
     def ref(self) -> str:
         return f"{self.name}@v{self.version}"
 
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the adapter's files (from the manifest digests)."""
+        listing = "\n".join(f"{rel} {digest}" for rel, digest in sorted(self.files.items()))
+        return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
 
 class AdapterRegistry:
     def __init__(self, storage: Storage) -> None:
@@ -93,12 +99,15 @@ class AdapterRegistry:
         return entry
 
     def download(self, name: str, version: int, dest: Path) -> Path:
-        """Copy a version into ``dest/<name>@v<N>`` (verified; reused when present)."""
+        """Copy a version into ``dest/<name>@v<N>-<fingerprint>`` (verified; reused when
+        present). The fingerprint hashes the manifest's file digests: ``name@vN`` is unique
+        only within one registry, so a cache shared by several registries must not reuse a
+        folder by name alone."""
         entry = self.get(name, version)
-        target = dest / entry.ref
+        target = dest / f"{entry.ref}-{entry.fingerprint}"
         if (target / ".complete").is_file():
             return target
-        partial = dest / f".{entry.ref}.partial"
+        partial = dest / f".{target.name}.partial"
         for rel, digest in entry.files.items():
             data = self.storage.get(f"{name}/v{version}/files/{rel}")
             if hashlib.sha256(data).hexdigest() != digest:

@@ -51,6 +51,20 @@ def test_versions_are_immutable_and_numbered(registry: AdapterRegistry, tmp_path
     assert registry.download("generalist", 1, tmp_path / "cache") == local  # reused
 
 
+def test_same_ref_from_another_registry_is_not_reused_from_the_cache(tmp_path: Path) -> None:
+    """Found by a real run: ``sa@v1`` of a test registry was served from the shared cache
+    in place of ``sa@v1`` of the production registry."""
+    first = AdapterRegistry(LocalStorage(tmp_path / "first"))
+    second = AdapterRegistry(LocalStorage(tmp_path / "second"))
+    first.publish("sa", _adapter(tmp_path / "a", "first"), "m")
+    second.publish("sa", _adapter(tmp_path / "b", "second"), "m")
+    cache = tmp_path / "cache"
+    from_first = first.download("sa", 1, cache)
+    from_second = second.download("sa", 1, cache)
+    assert from_first != from_second
+    assert json.loads((from_second / "adapter_config.json").read_text())["marker"] == "second"
+
+
 def test_a_version_without_manifest_does_not_exist(
     registry: AdapterRegistry, tmp_path: Path
 ) -> None:
