@@ -75,14 +75,26 @@ def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 
 
 def _epoch_order(
-    rows: Sequence[tuple[list[int], list[int]]], micro_batch: int, seed: int
+    rows: Sequence[tuple[list[int], list[int]]],
+    strata: Sequence[str],
+    micro_batch: int,
+    seed: int,
 ) -> list[int]:
-    """A shuffled epoch in which each window of ``GROUP`` micro-batches is sorted by length,
-    so a micro-batch holds rows of similar length and pads little (the idea of transformers'
-    ``group_by_length``); the order of micro-batches inside a window is shuffled again."""
+    """A shuffled epoch in which every answer class is spread evenly (each class's rows sit
+    at evenly spaced, jittered positions), so a micro-batch of 4 is not all one class and the
+    first steps do not teach "always answer C". Inside windows of ``GROUP`` micro-batches the
+    rows are sorted by length so a micro-batch pads little (transformers' ``group_by_length``
+    idea), then the micro-batches of a window are shuffled; a window holds every class."""
     rng = random.Random(seed)
-    order = list(range(len(rows)))
-    rng.shuffle(order)
+    by_stratum: dict[str, list[int]] = {}
+    for i, stratum in enumerate(strata):
+        by_stratum.setdefault(stratum, []).append(i)
+    keyed: list[tuple[float, int]] = []
+    for members in by_stratum.values():
+        rng.shuffle(members)
+        n = len(members)
+        keyed += [((k + rng.random()) / n, i) for k, i in enumerate(members)]
+    order = [i for _, i in sorted(keyed)]
     window = GROUP * micro_batch
     out: list[int] = []
     for start in range(0, len(order), window):
@@ -110,7 +122,10 @@ def train_lora(
     cfg = settings or LoraSettings()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    # the topics deliver examples in no fixed order: sort, so a run is reproducible
+    examples = sorted(examples, key=lambda e: (e.task, e.request_id or "", e.input))
     rows = [encode(e, lm, cfg.cutoff) for e in examples]
+    strata = [f"{e.task}:{e.output}" for e in examples]
     accumulation = max(1, cfg.effective_batch // cfg.micro_batch)
     micro_per_epoch = math.ceil(len(rows) / cfg.micro_batch)
     total_steps = max(1, math.ceil(micro_per_epoch * cfg.epochs / accumulation))
@@ -146,7 +161,7 @@ def train_lora(
     schedule: list[int] = []
     epoch = 0
     while len(schedule) < total_steps * accumulation * cfg.micro_batch:
-        schedule += _epoch_order(rows, cfg.micro_batch, cfg.seed + epoch)
+        schedule += _epoch_order(rows, strata, cfg.micro_batch, cfg.seed + epoch)
         epoch += 1
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc="LoRA steps", disable=not progress)
