@@ -53,7 +53,7 @@ def decode(raw: bytes | None, logical_topic: str, max_bytes: int = MAX_RECORD_BY
     obj = decode_json(raw, max_bytes)
     if logical_topic == "queries" and isinstance(obj, dict):
         task = obj.get("task")
-        if task not in _TASK_CODES:
+        if not isinstance(task, str) or task not in _TASK_CODES:
             raise DecodeFailure(
                 ErrorKind.UNKNOWN_TASK,
                 f"unknown task {task!r}; known: {', '.join(sorted(_TASK_CODES))}",

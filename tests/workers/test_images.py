@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import socket
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from workers.images import (
     load_image,
 )
 from workers.images.decode import decode_image
-from workers.images.fetch import check_address
+from workers.images.fetch import check_address, fetch
 
 LOCAL = ImageSettings(allow_networks=["127.0.0.0/8"], timeout_s=2)
 
@@ -67,6 +70,15 @@ def test_animated_gif_uses_first_frame() -> None:
 def test_broken_images_are_refused(data: bytes, reason: str) -> None:
     with pytest.raises(ImageDecodeError, match=reason):
         decode_image(data, ImageSettings())
+
+
+def test_enormous_dimensions_are_refused_from_the_header() -> None:
+    """A 1x1 PNG whose header claims 100000x100000: refused before any pixel is decoded."""
+    data = bytearray(png_bytes((1, 1)))
+    data[16:24] = struct.pack(">II", 100_000, 100_000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    with pytest.raises(ImageDecodeError, match=r"10000000000 pixels\) exceeds"):
+        decode_image(bytes(data), ImageSettings())
 
 
 def test_decompression_bomb_is_refused() -> None:
@@ -132,6 +144,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
         elif self.path == "/slow.png":
             time.sleep(5)
+        elif self.path == "/trickle.png":  # slowloris: a byte at a time, never done
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(300):  # 30 s unless the client gives up
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                return
+        elif self.path.startswith("/to-metadata"):
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+        elif self.path.startswith("/to-recorder/"):
+            self.send_response(307)
+            self.send_header("Location", self.path.removeprefix("/to-recorder/"))
+            self.end_headers()
         else:
             self.send_response(404)
             self.end_headers()
@@ -164,6 +195,83 @@ def test_http_fetch_redirects_and_errors(http_server: str) -> None:
         load_image(
             ImageRef(url=f"{http_server}/ok.png"), LOCAL.model_copy(update={"max_bytes": 1024})
         )
+
+
+def test_slow_servers_meet_the_deadline(http_server: str) -> None:
+    settings = LOCAL.model_copy(update={"timeout_s": 0.4})
+    started = time.monotonic()
+    with pytest.raises(ImageFetchError, match="took too long"):
+        load_image(ImageRef(url=f"{http_server}/trickle.png"), settings)
+    # a functional bound, not a benchmark: the deadline is 1.2 s, the trickle lasts 30 s
+    assert time.monotonic() - started < 15
+    with (
+        Recorder(accept=True) as silent,  # accepts, never answers
+        pytest.raises(ImageFetchError, match="timed out"),
+    ):
+        load_image(ImageRef(url=f"http://127.0.0.1:{silent.port}/x.png"), settings)
+
+
+class Recorder:
+    """A TCP listener on all loopback addresses that records every connection made to it;
+    ``accept=True`` also holds them open without answering."""
+
+    def __init__(self, accept: bool = False) -> None:
+        self.sock = socket.create_server(("0.0.0.0", 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.1)
+        self.connections: list[tuple[str, int]] = []
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections.append(peer)
+            self._held.append(conn)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for conn in self._held:
+            conn.close()
+        self.sock.close()
+
+
+def test_refused_addresses_are_never_connected_to(http_server: str) -> None:
+    """Loopback by address, by name and through a redirect from an allowed server: the
+    listener sees no connection at all."""
+    nothing_allowed = ImageSettings(timeout_s=1)
+    only_first = ImageSettings(allow_networks=["127.0.0.1/32"], timeout_s=1)
+    with Recorder() as recorder:
+        for url in (
+            f"http://127.0.0.1:{recorder.port}/a.png",
+            f"http://localhost:{recorder.port}/a.png",
+            f"http://127.0.0.2:{recorder.port}/a.png",
+            f"https://127.0.0.1:{recorder.port}/a.png",
+        ):
+            with pytest.raises(ImageRefused, match="not public"):
+                load_image(ImageRef(url=url), nothing_allowed)
+        target = f"http://127.0.0.2:{recorder.port}/a.png"
+        with pytest.raises(ImageRefused, match=r"127\.0\.0\.2 is not public"):
+            load_image(ImageRef(url=f"{http_server}/to-recorder/{target}"), only_first)
+        with pytest.raises(ImageRefused, match=r"169\.254\.169\.254 is not public"):
+            load_image(ImageRef(url=f"{http_server}/to-metadata"), only_first)
+        time.sleep(0.3)
+    assert recorder.connections == []
+
+
+def test_schemes_other_than_the_allowed_ones_are_refused() -> None:
+    for url in ("ftp://example.com/a.png", "gopher://example.com/", "data:image/png;base64,AA"):
+        with pytest.raises(ImageRefused, match="not allowed"):
+            fetch(url, ImageSettings())
 
 
 def test_refused_address_is_never_contacted(http_server: str) -> None:

@@ -64,7 +64,7 @@ def _read_limited(resp: http.client.HTTPResponse, limit: int, deadline: float) -
     while True:
         if time.monotonic() > deadline:
             raise ImageFetchError("image download took too long")
-        chunk = resp.read(_CHUNK)
+        chunk = resp.read1(_CHUNK)  # one recv: a server trickling bytes meets the deadline
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
