@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -71,7 +72,7 @@ def _stop_event() -> threading.Event:
 
     def handler(signum: int, _frame: object) -> None:
         if stop.is_set():
-            sys.exit(128 + signum)
+            os._exit(128 + signum)  # a second signal: no clean-up, now
         stop.set()
 
     signal.signal(signal.SIGINT, handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -10,8 +11,10 @@ import threading
 from collections.abc import Callable
 
 from caslie.exit_codes import ExitCode
+from streams.clients import wait_for_broker
 from streams.config import Settings, settings_to_env
 from streams.exceptions import DlqLimitExceeded
+from streams.health import Health, serve
 from streams.runner import StageRunner
 from streams.stage import Stage
 
@@ -109,11 +112,11 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     if unknown:
         log.error("unknown stage %r; known: router, %s, all", which, ", ".join(WORKER_STAGES))
         return ExitCode.USAGE
+    log.info("settings: %s", json.dumps(settings.redacted(), default=str))
+    health = Health(lambda: wait_for_broker(settings, timeout=2.0))
     if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port)
-        log.info("Prometheus metrics on :%d/metrics", settings.metrics_port)
+        serve(health, settings.metrics_port)
+        log.info("metrics and health on :%d (/metrics /healthz /readyz)", settings.metrics_port)
     router = None
     if which == "all":
         env = {**os.environ, **settings_to_env(settings)}
@@ -121,6 +124,7 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     errors: list[BaseException] = []
     try:
         runners = [StageRunner(BUILDERS[name](settings), settings) for name in names]
+        health.models_loaded()
         threads = []
         for runner in runners:
 
@@ -129,6 +133,7 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
                     r.run(stop)
                 except BaseException as exc:
                     errors.append(exc)
+                    health.failed(f"{r.stage.name}: {type(exc).__name__}: {exc}")
                     stop.set()
 
             thread = threading.Thread(target=target, name=f"stage-{runner.stage.name}")

@@ -134,9 +134,16 @@ class Settings(BaseSettings):
     #: Partitions for topics that ``caslie topics create`` makes.
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    #: ``at_least_once``: commit after acknowledged produce, consumers dedupe on ``caslie-id``;
+    #: ``exactly_once``: a Kafka transaction per batch (Apache Kafka, not the embedded broker).
     delivery: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    #: This replica's stable name (pod name), part of its transactional id in exactly-once
+    #: mode; empty: host name + process id.
+    instance_id: str | None = None
+    #: An exactly-once worker's open transaction is aborted by the broker after this long.
+    transaction_timeout_ms: int = Field(default=60_000, ge=1000)
     #: Extra librdkafka/aiokafka client settings (security.protocol, sasl.*, ssl.*).
-    kafka: dict[str, str] = Field(default_factory=dict)
+    kafka: dict[str, str] = Field(default_factory=dict, repr=False)  # secrets: never in logs
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
@@ -177,6 +184,8 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
     """``CASLIE_*`` variables that reproduce ``settings`` in a child process."""
     env = {}
     for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue  # unset: the child's default is the same
         text = value if isinstance(value, str) else json.dumps(value)
         env[f"CASLIE_{name.upper()}"] = text
     return env

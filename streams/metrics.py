@@ -28,3 +28,8 @@ PAUSED = Gauge(
     "caslie_paused", "1 while the stage's partitions are paused (backpressure).", ["stage"]
 )
 COMMITS = Counter("caslie_commits_total", "Offset commits made by a stage.", ["stage"])
+COMMIT_FAILURES = Counter(
+    "caslie_commit_failures_total",
+    "Offset commits that failed and will be retried (broker or coordinator away).",
+    ["stage"],
+)

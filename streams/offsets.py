@@ -22,40 +22,53 @@ class _Partition:
     outstanding: dict[int, int | None] = field(default_factory=dict)
     #: Highest committable position handed out by :meth:`OffsetTracker.committable`.
     committed: int | None = None
+    #: Which assignment of the partition this is: acks of an earlier one are ignored.
+    generation: int = 0
 
 
 class OffsetTracker:
     def __init__(self) -> None:
         self._parts: dict[TopicPartition, _Partition] = {}
+        self._generations: dict[TopicPartition, int] = {}
         self._lock = threading.Lock()
 
     def add(self, tp: TopicPartition, offset: int) -> None:
         """A record was consumed and handed to processing."""
         with self._lock:
-            part = self._parts.setdefault(tp, _Partition())
+            part = self._parts.get(tp)
+            if part is None:
+                part = self._parts[tp] = _Partition(generation=self._generations.get(tp, 0))
             if offset in part.outstanding:
                 return  # re-delivered after a seek: already tracked
             part.order.append(offset)
             part.outstanding[offset] = None
 
-    def expect(self, tp: TopicPartition, offset: int, outputs: int) -> None:
-        """Processing of the record produced ``outputs`` records (0: done at once)."""
+    def expect(self, tp: TopicPartition, offset: int, outputs: int) -> int | None:
+        """Processing of the record produced ``outputs`` records (0: done at once). Returns
+        the partition's generation to pass to :meth:`ack`, or ``None`` if it was revoked."""
         with self._lock:
             part = self._parts.get(tp)
             if part is None or offset not in part.outstanding:
-                return  # partition was revoked meanwhile
+                return None  # partition was revoked meanwhile
             part.outstanding[offset] = outputs
+            return part.generation
 
-    def ack(self, tp: TopicPartition, offset: int) -> None:
+    def ack(self, tp: TopicPartition, offset: int, generation: int | None = 0) -> None:
         """One output of the record was acknowledged by the broker."""
         with self._lock:
             part = self._parts.get(tp)
-            if part is None:
-                return
+            if part is None or generation is None or generation != part.generation:
+                return  # revoked, maybe assigned again since: not this assignment's output
             left = part.outstanding.get(offset)
             if left is None:
                 raise RuntimeError(f"ack for {tp}@{offset} before its outputs were expected")
             part.outstanding[offset] = left - 1
+
+    def tracks(self, topic: str, partition: int, offset: int) -> bool:
+        """The record is still tracked: its partition was not revoked since it was consumed."""
+        with self._lock:
+            part = self._parts.get((topic, partition))
+            return part is not None and offset in part.outstanding
 
     def in_flight(self) -> int:
         with self._lock:
@@ -85,3 +98,4 @@ class OffsetTracker:
         with self._lock:
             for tp in tps:
                 self._parts.pop(tp, None)
+                self._generations[tp] = self._generations.get(tp, 0) + 1

@@ -15,17 +15,24 @@ from tests.support.apache_kafka import ApacheKafka
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    external = os.environ.get("CASLIE_TEST_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
+def apache_kafka() -> Iterator[ApacheKafka | None]:
+    """The broker process this session started; ``None`` with an external broker."""
+    if os.environ.get("CASLIE_TEST_BOOTSTRAP_SERVERS"):
+        yield None
         return
     broker = ApacheKafka().start()
     try:
         wait_for_broker(Settings(bootstrap_servers=broker.bootstrap_servers), timeout=60)
-        yield broker.bootstrap_servers
+        yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(apache_kafka: ApacheKafka | None) -> str:
+    if apache_kafka is None:
+        return os.environ["CASLIE_TEST_BOOTSTRAP_SERVERS"]
+    return apache_kafka.bootstrap_servers
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def test_env_beats_file_beats_default(tmp_path: Path, monkeypatch: pytest.Monkey
     assert settings.dlq.window == 50
     assert settings.kafka["security.protocol"] == "SASL_SSL"
     assert "hunter2" not in str(settings.redacted())
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

@@ -43,6 +43,22 @@ def test_forgotten_partition_ignores_late_acks() -> None:
     assert tracker.committable() == {}
 
 
+def test_ack_from_an_earlier_assignment_is_ignored() -> None:
+    """Lost (session timeout), assigned again, the record read again: the first reading's
+    late delivery report must neither raise nor count for the second reading."""
+    tracker = OffsetTracker()
+    tracker.add(TP, 6)
+    first = tracker.expect(TP, 6, 1)
+    tracker.forget([TP])
+    tracker.add(TP, 6)
+    tracker.ack(TP, 6, first)  # late report of the first reading
+    second = tracker.expect(TP, 6, 1)
+    assert second != first
+    assert tracker.committable() == {}
+    tracker.ack(TP, 6, second)
+    assert tracker.committable() == {TP: 7}
+
+
 def test_redelivered_offset_is_tracked_once() -> None:
     tracker = OffsetTracker()
     tracker.add(TP, 3)

@@ -1,0 +1,182 @@
+"""Kill workers with SIGKILL at random points and pause the broker: nothing is lost, and
+nothing is duplicated in exactly-once mode (at-least-once: repeats carry identical content).
+
+The pipeline is captioner (Tesseract OCR on real image files) -> voter as real ``caslie run``
+processes on Apache Kafka. Counts are printed (``-s``) for the closing note.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from PIL import Image, ImageDraw
+
+from schemas import ImageRef, ImageSlot, TaskRequest
+from schemas.tasks.catalog import SA_OPTIONS
+from streams.config import Settings
+from streams.consume import consume_records
+from tests.reliability.workers import WorkerPool, environment
+from tests.support.apache_kafka import ApacheKafka
+from tests.support.runner import produce_requests
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+EVENTS = 300
+STAGES = ["captioner", "voter"]
+DEADLINE_S = 240
+VOLATILE = {"timestamps", "trace"}  # when each stage ran: differs between re-processings
+
+
+class Collector:
+    """Reads ``enriched`` (read_committed) until every request id was seen."""
+
+    def __init__(self, settings: Settings, expected: set[str]) -> None:
+        self.settings = settings
+        self.expected = expected
+        self.records: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for value in consume_records(
+            self.settings, "enriched", from_beginning=True, stop=self.stop
+        ):
+            record = orjson.loads(value)
+            self.records[record["request_id"]].append(record)
+
+    def complete(self) -> bool:
+        return self.expected <= self.records.keys()
+
+    def finish(self, quiet_s: float = 8.0) -> None:
+        time.sleep(quiet_s)  # late duplicates, if any, arrive now
+        self.stop.set()
+        self.thread.join(30)
+
+
+def _images(folder: Path) -> list[str]:
+    """A few product photos with printed text, so the OCR captioner does real work."""
+    urls = []
+    for i, word in enumerate(["ACME MUG", "BLUE KETTLE", "STEEL PAN"]):
+        image = Image.new("RGB", (320, 160), (250, 250, 245))
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((20, 20, 300, 140), outline=(30, 30, 120), width=4)
+        draw.text((40, 65), f"{word} {i}", fill=(0, 0, 0), font_size=28)
+        path = folder / f"product-{i}.png"
+        image.save(path)
+        urls.append(path.as_uri())
+    return urls
+
+
+def _send(settings: Settings, folder: Path) -> set[str]:
+    urls = _images(folder)
+    requests = [
+        TaskRequest(
+            request_id=f"req-{i:04d}",
+            task="SA",
+            inputs={"review": f"my {i}th order, the mug arrived fine"},
+            options=list(SA_OPTIONS),
+            slots=[
+                ImageSlot(
+                    slot="review",
+                    image=ImageRef(url=urls[i % len(urls)]),
+                    caption_vars={"review": f"my {i}th order, the mug arrived fine"},
+                    judge_vars={"review": f"my {i}th order, the mug arrived fine"},
+                )
+            ],
+        )
+        for i in range(EVENTS)
+    ]
+    produce_requests(settings, [r.to_json() for r in requests])
+    return {r.request_id for r in requests}
+
+
+def _report(name: str, pool: WorkerPool, collector: Collector, **extra: Any) -> dict[str, Any]:
+    copies = [len(collector.records.get(rid, [])) for rid in collector.expected]
+    report = {
+        "test": name,
+        "events": EVENTS,
+        "kills": pool.kills,
+        "starts": pool.starts,
+        "enriched_received": sum(copies),
+        "duplicates": sum(c - 1 for c in copies if c > 1),
+        "lost": sum(1 for c in copies if c == 0),
+        **extra,
+    }
+    print(orjson.dumps(report).decode())
+    return report
+
+
+def _stable(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in VOLATILE}
+
+
+@pytest.mark.parametrize("delivery", ["exactly_once", "at_least_once"])
+def test_sigkill_at_random_points_loses_nothing(
+    delivery: str, kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    rng = random.Random(f"crash-{delivery}")
+    pool = WorkerPool(environment(kafka_env, delivery), STAGES, tmp_path)
+    expected = _send(kafka_settings, tmp_path)
+    collector = Collector(kafka_settings, expected)
+    pool.start_all()
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while not collector.complete() and time.monotonic() < deadline:
+            time.sleep(rng.uniform(1.0, 4.0))
+            assert not pool.exited(), f"a worker exited by itself: {pool.exited()}\n{pool.logs()}"
+            if pool.kills < 8 and not collector.complete():
+                pool.kill_one(rng)
+        collector.finish()
+    finally:
+        codes = pool.stop_all()
+    report = _report(f"sigkill-{delivery}", pool, collector, exit_codes=codes)
+    assert report["lost"] == 0, pool.logs()
+    assert pool.kills >= 4, "the pipeline finished before enough kills; send more events"
+    assert codes == dict.fromkeys(STAGES, 0), "SIGTERM stops a worker cleanly with exit 0"
+    if delivery == "exactly_once":
+        assert report["duplicates"] == 0
+    else:
+        for rid, copies in collector.records.items():
+            assert all(_stable(c) == _stable(copies[0]) for c in copies), rid
+
+
+def test_broker_pause_workers_wait_and_resume(
+    apache_kafka: ApacheKafka | None,
+    kafka_settings: Settings,
+    kafka_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    if apache_kafka is None or apache_kafka.proc is None:
+        pytest.skip("pausing needs the broker process this session started")
+    broker = apache_kafka.proc
+    pool = WorkerPool(environment(kafka_env, "at_least_once"), STAGES, tmp_path)
+    pool.start_all()
+    time.sleep(8)  # workers up and assigned
+    expected = _send(kafka_settings, tmp_path)
+    collector = Collector(kafka_settings, expected)
+    try:
+        time.sleep(1.0)
+        broker.send_signal(signal.SIGSTOP)
+        time.sleep(12)  # longer than the session timeout
+        assert not pool.exited(), "workers must wait for the broker, not die"
+        broker.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + DEADLINE_S
+        while not collector.complete() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not pool.exited(), pool.logs()
+        collector.finish(quiet_s=2)
+    finally:
+        broker.send_signal(signal.SIGCONT)
+        codes = pool.stop_all()
+    report = _report("broker-pause", pool, collector, paused_s=12, exit_codes=codes)
+    assert report["lost"] == 0, pool.logs()
+    assert codes == dict.fromkeys(STAGES, 0)

@@ -1,0 +1,81 @@
+"""Stage workers as real processes (``python -m caslie run STAGE``) to kill and restart."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+class WorkerPool:
+    """One process per stage; ``kill`` sends SIGKILL and starts a replacement at once."""
+
+    def __init__(self, env: dict[str, str], stages: list[str], log_dir: Path) -> None:
+        self.env = env
+        self.stages = stages
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.starts: dict[str, int] = dict.fromkeys(stages, 0)
+        self.kills = 0
+
+    def start_all(self) -> None:
+        for stage in self.stages:
+            self._start(stage)
+
+    def _start(self, stage: str) -> None:
+        self.starts[stage] += 1
+        log = open(self.log_dir / f"{stage}-{self.starts[stage]}.log", "wb")  # noqa: SIM115
+        env = {**self.env, "CASLIE_INSTANCE_ID": f"{stage}-0"}  # stable: fences the killed one
+        self.procs[stage] = subprocess.Popen(
+            [sys.executable, "-m", "caslie", "run", stage], env=env, stdout=log, stderr=log
+        )
+
+    def kill_one(self, rng: random.Random) -> str:
+        stage = rng.choice(self.stages)
+        self.procs[stage].send_signal(signal.SIGKILL)
+        self.procs[stage].wait()
+        self.kills += 1
+        self._start(stage)
+        return stage
+
+    def exited(self) -> dict[str, int]:
+        """Stages whose current process has exited, with the exit code."""
+        return {s: p.returncode for s, p in self.procs.items() if p.poll() is not None}
+
+    def stop_all(self, timeout: float = 30) -> dict[str, int | None]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        codes: dict[str, int | None] = {}
+        for stage, proc in self.procs.items():
+            try:
+                codes[stage] = proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[stage] = None
+        return codes
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+        )
+
+
+def environment(base: dict[str, str], delivery: str) -> dict[str, str]:
+    """Light stages (no model downloads): OCR captioner on image-less requests, the lexical
+    judge alone, small batches; a short session timeout so a killed member leaves soon."""
+    return {
+        **base,
+        "CASLIE_DELIVERY": delivery,
+        "CASLIE_VOTER__JUDGES": '["overlap"]',
+        "CASLIE_BATCH__MAX_BATCH": "8",
+        "CASLIE_BATCH__MAX_WAIT_MS": "20",
+        "CASLIE_KAFKA": '{"session.timeout.ms": "6000"}',
+        "CASLIE_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), base.get("PYTHONPATH", "")]),
+    }

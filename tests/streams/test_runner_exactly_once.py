@@ -1,0 +1,115 @@
+"""Exactly-once mode of the stage runner on Apache Kafka: one transaction per batch."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.config import Settings
+from streams.consume import consume_records
+from streams.runner import StageRunner
+from tests.support.runner import (
+    CopyStage,
+    committed_total,
+    produce_requests,
+    read_topic,
+    request_bytes,
+    run_runner,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def _eos(settings: Settings) -> Settings:
+    return settings.model_copy(update={"delivery": "exactly_once", "instance_id": "test-0"})
+
+
+def _read_uncommitted(settings: Settings, logical: str, n: int) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(v)
+        for v in consume_records(
+            settings.model_copy(update={"kafka": {"isolation.level": "read_uncommitted"}}),
+            logical,
+            max_records=n,
+            idle_timeout=10,
+            from_beginning=True,
+        )
+    ]
+
+
+def test_exactly_once_outputs_dlq_and_offsets_commit_together(kafka_settings: Settings) -> None:
+    settings = _eos(kafka_settings)
+    good = [f"ok-{i}" for i in range(20)]
+    values = [request_bytes(r) for r in good[:10]] + [b"\xff garbage", request_bytes("reject-1")]
+    values += [request_bytes(r) for r in good[10:]]
+    produce_requests(settings, values)
+
+    done = threading.Event()
+    captioned: list[dict[str, Any]] = []
+
+    def collect() -> None:
+        captioned.extend(read_topic(settings, "captioned", len(good)))
+        done.set()
+
+    threading.Thread(target=collect).start()
+    assert run_runner(StageRunner(CopyStage(), settings, group_id="g-eos"), done) is None
+    assert sorted(r["request_id"] for r in captioned) == sorted(good)
+    assert sorted(e["error_kind"] for e in read_topic(settings, "dlq", 2)) == [
+        "processing",
+        "undecodable",
+    ]
+    assert committed_total(settings, "g-eos") == len(values)
+
+
+class _FailsBeforeCommit:
+    """The real transactional producer, except that committing the offsets fails."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    def send_offsets_to_transaction(self, *args: object) -> None:
+        assert self._producer.flush(30) == 0  # the outputs are on the broker, uncommitted
+        raise RuntimeError("crash between produce and commit")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+def test_exactly_once_aborts_and_replays_without_duplicates(kafka_settings: Settings) -> None:
+    settings = _eos(kafka_settings).model_copy(
+        update={"batch": kafka_settings.batch.model_copy(update={"max_batch": 50})}
+    )
+    ids = [f"r-{i}" for i in range(12)]
+    produce_requests(settings, [request_bytes(r) for r in ids])
+
+    # First run: the outputs of the first batch reach the broker, then committing the
+    # offsets fails, as a crash between produce and commit would.
+    crashing = StageRunner(CopyStage(), settings, group_id="g-eos-abort")
+    crashing._producer = _FailsBeforeCommit(crashing._producer)  # type: ignore[assignment]
+    error = run_runner(crashing, timeout=60)
+    assert isinstance(error, RuntimeError)
+    written = _read_uncommitted(settings, "captioned", len(ids))
+    assert written, "the aborted batch's outputs were written to the log"
+    assert committed_total(settings, "g-eos-abort") == 0
+
+    # Second run: everything is processed again; read_committed readers see each once.
+    done = threading.Event()
+    captioned: list[dict[str, Any]] = []
+
+    def collect() -> None:
+        captioned.extend(read_topic(settings, "captioned", len(ids)))
+        done.set()
+
+    threading.Thread(target=collect).start()
+    assert run_runner(StageRunner(CopyStage(), settings, group_id="g-eos-abort"), done) is None
+    assert sorted(r["request_id"] for r in captioned) == sorted(ids)
+    extra = list(
+        consume_records(
+            settings, "captioned", max_records=len(ids) + 1, idle_timeout=5, from_beginning=True
+        )
+    )
+    assert len(extra) == len(ids), "a read_committed reader sees no aborted record"
+    assert committed_total(settings, "g-eos-abort") == len(ids)
