@@ -295,6 +295,7 @@ def retrain(
     rank: Annotated[int, typer.Option("--r")] = 16,
     alpha: Annotated[int, typer.Option()] = 16,
     lm_head: Annotated[bool, typer.Option(help="Also adapt lm_head (the paper does).")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and example order.")] = 0,
     summary: Annotated[
         Path | None, typer.Option("--json", help="Write the cycle's summary here.")
     ] = None,
@@ -317,6 +318,7 @@ def retrain(
         r=rank,
         alpha=alpha,
         target_modules=PROJECTIONS + (("lm_head",) if lm_head else ()),
+        seed=seed,
     )
     stop = _stop_event()
     while True:

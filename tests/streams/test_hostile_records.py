@@ -3,9 +3,7 @@ value is refused with its error kind and a precise reason; nothing else escapes 
 
 from __future__ import annotations
 
-import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,17 +14,7 @@ from schemas.dlq import ErrorKind
 from schemas.registry import TOPIC_TYPES
 from streams.codec import decode
 from streams.exceptions import DecodeFailure
-
-CORPUS = json.loads((Path(__file__).parents[1] / "data/hostile/records.json").read_text())["cases"]
-
-
-def raw_value(case: dict[str, Any]) -> bytes:
-    if "b64" in case:
-        return base64.b64decode(case["b64"])
-    if "repeat" in case:
-        r = case["repeat"]
-        return (r["prefix"] + r["unit"] * r["times"] + r["suffix"]).encode()
-    return str(case["text"]).encode()
+from tests.support.hostile import CORPUS, raw_value
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c["name"] for c in CORPUS])

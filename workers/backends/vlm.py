@@ -37,6 +37,8 @@ class TransformersVlmCaptioner:
         self.max_new_tokens = max_new_tokens
         tokenizer = getattr(processor, "tokenizer", processor)
         tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:  # batches need padding; many chat tokenizers lack it
+            tokenizer.pad_token = tokenizer.eos_token
 
     def caption(self, items: Sequence[CaptionInput]) -> list[str]:
         import torch

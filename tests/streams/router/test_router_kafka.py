@@ -17,6 +17,7 @@ from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.topics import topic_name
+from tests.support.hostile import CORPUS, raw_value
 
 pytestmark = pytest.mark.kafka
 
@@ -155,3 +156,37 @@ def test_router_resolves_all_tasks_and_dead_letters_bad_input(
     assert "unknown product(s): nope" in ghost["message"] and "waited" in ghost["message"]
     shape = next(e for e in dlq if e["error_kind"] == "schema")
     assert "query" in shape["message"]
+
+
+def test_hostile_corpus_through_the_router(
+    kafka_settings: Settings, router: subprocess.Popen[bytes]
+) -> None:
+    """Every case of tests/data/hostile/records.json that Kafka itself accepts (records under
+    the broker's 1 MB limit) reaches the DLQ with its kind and reason; valid events around
+    them still resolve."""
+    cases = [c for c in CORPUS if len(raw_value(c)) < 1_000_000]
+    assert len(cases) >= 20
+    _send(kafka_settings, "catalog", [(p["product_id"], orjson.dumps(p)) for p in PRODUCTS])
+    for i, case in enumerate(cases):  # keys: the catalog is compacted
+        _send(kafka_settings, case["topic"], [(f"hostile-{i}", raw_value(case))])
+    good = [q for q in QUERIES if q["request_id"] in ("psi", "mpc")]
+    _send(kafka_settings, "queries", [(q["request_id"], orjson.dumps(q)) for q in good])
+
+    dlq = [
+        orjson.loads(v)
+        for v in consume_records(
+            kafka_settings, "dlq", max_records=len(cases), idle_timeout=30, from_beginning=True
+        )
+    ]
+    assert router.poll() is None, "router died"
+    for case in cases:
+        assert any(
+            e["error_kind"] == case["kind"]
+            and case["reason"] in e["message"]
+            and e["topic"].endswith("." + case["topic"])
+            for e in dlq
+        ), f"no DLQ envelope for {case['name']}"
+    requests = consume_records(
+        kafka_settings, "requests", max_records=len(good), idle_timeout=30, from_beginning=True
+    )
+    assert sorted(orjson.loads(v)["request_id"] for v in requests) == ["mpc", "psi"]
