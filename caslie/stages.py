@@ -120,6 +120,8 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     router = None
     if which == "all":
         env = {**os.environ, **settings_to_env(settings)}
+        if settings.metrics_port:  # the router child serves its own endpoints next door
+            env["CASLIE_METRICS_PORT"] = str(settings.metrics_port + 1)
         router = subprocess.Popen([sys.executable, "-m", "caslie", "run", "router"], env=env)
     errors: list[BaseException] = []
     try:

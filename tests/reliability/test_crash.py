@@ -2,7 +2,8 @@
 nothing is duplicated in exactly-once mode (at-least-once: repeats carry identical content).
 
 The pipeline is captioner (Tesseract OCR on real image files) -> voter as real ``caslie run``
-processes on Apache Kafka. Counts are printed (``-s``) for the closing note.
+processes on Apache Kafka; the router (faust) has a test of its own, at-least-once, since faust
+is at-least-once in both modes. Counts are printed (``-s``) for the closing note.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from PIL import Image, ImageDraw
 
 from schemas import ImageRef, ImageSlot, TaskRequest
 from schemas.tasks.catalog import SA_OPTIONS
+from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
+from streams.topics import topic_name
 from tests.reliability.workers import WorkerPool, environment
 from tests.support.apache_kafka import ApacheKafka
 from tests.support.runner import produce_requests
@@ -36,11 +39,12 @@ VOLATILE = {"timestamps", "trace"}  # when each stage ran: differs between re-pr
 
 
 class Collector:
-    """Reads ``enriched`` (read_committed) until every request id was seen."""
+    """Reads ``topic`` (read_committed) until every request id was seen."""
 
-    def __init__(self, settings: Settings, expected: set[str]) -> None:
+    def __init__(self, settings: Settings, expected: set[str], topic: str = "enriched") -> None:
         self.settings = settings
         self.expected = expected
+        self.topic = topic
         self.records: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -48,7 +52,7 @@ class Collector:
 
     def _read(self) -> None:
         for value in consume_records(
-            self.settings, "enriched", from_beginning=True, stop=self.stop
+            self.settings, self.topic, from_beginning=True, stop=self.stop
         ):
             record = orjson.loads(value)
             self.records[record["request_id"]].append(record)
@@ -106,7 +110,7 @@ def _report(name: str, pool: WorkerPool, collector: Collector, **extra: Any) -> 
         "events": EVENTS,
         "kills": pool.kills,
         "starts": pool.starts,
-        "enriched_received": sum(copies),
+        "received": sum(copies),
         "duplicates": sum(c - 1 for c in copies if c > 1),
         "lost": sum(1 for c in copies if c == 0),
         **extra,
@@ -180,3 +184,57 @@ def test_broker_pause_workers_wait_and_resume(
     report = _report("broker-pause", pool, collector, paused_s=12, exit_codes=codes)
     assert report["lost"] == 0, pool.logs()
     assert codes == dict.fromkeys(STAGES, 0)
+
+
+ROUTER_QUERIES = 1500
+
+
+def _send_queries(settings: Settings) -> set[str]:
+    products = [
+        {"product_id": f"p{i}", "title": f"Steel mug {i}", "brand": "Acme"} for i in range(5)
+    ]
+    queries = [
+        {"request_id": f"q-{i:04d}", "task": "PSI", "product_id": f"p{i % 5}", "query": "mug"}
+        for i in range(ROUTER_QUERIES)
+    ]
+    producer = make_producer(settings)
+    for product in products:
+        producer.produce(
+            topic_name(settings, "catalog"), key=product["product_id"], value=orjson.dumps(product)
+        )
+    assert producer.flush(30) == 0
+    for query in queries:
+        producer.produce(
+            topic_name(settings, "queries"), key=query["request_id"], value=orjson.dumps(query)
+        )
+    assert producer.flush(30) == 0
+    return {q["request_id"] for q in queries}
+
+
+def test_router_sigkill_loses_nothing(
+    kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The faust router killed with SIGKILL and restarted: every query still becomes a request;
+    repeats (at-least-once) are identical apart from when they were made."""
+    rng = random.Random("crash-router")
+    pool = WorkerPool(environment(kafka_env, "at_least_once"), ["router"], tmp_path)
+    expected = _send_queries(kafka_settings)
+    collector = Collector(kafka_settings, expected, topic="requests")
+    pool.start_all()
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while not collector.complete() and time.monotonic() < deadline:
+            # a faust worker takes a few seconds to start: kill it once it has made progress
+            time.sleep(rng.uniform(1.0, 3.0))
+            assert not pool.exited(), f"the router exited by itself\n{pool.logs()}"
+            if pool.kills < 4 and not collector.complete() and collector.records:
+                pool.kill_one(rng)
+        collector.finish()
+    finally:
+        codes = pool.stop_all()
+    report = _report("sigkill-router", pool, collector, events=ROUTER_QUERIES, exit_codes=codes)
+    assert report["lost"] == 0, pool.logs()
+    assert pool.kills >= 1, "the router finished before a kill; send more queries"
+    assert codes == {"router": 0}, "SIGTERM stops the router cleanly with exit 0"
+    for rid, copies in collector.records.items():
+        assert all(_stable(c) == _stable(copies[0]) for c in copies), rid

@@ -7,12 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from streams.broker import free_port
 from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
@@ -76,9 +79,17 @@ def _send(settings: Settings, logical: str, records: list[tuple[str | None, byte
 
 
 @pytest.fixture
-def router(kafka_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def router_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def router(
+    kafka_env: dict[str, str], tmp_path: Path, router_port: int
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **kafka_env,
+        "CASLIE_METRICS_PORT": str(router_port),
         "CASLIE_ROUTER__PRODUCT_WAIT_S": "6",
         "CASLIE_ROUTER__RETRY_INTERVAL_S": "0.5",
         "CASLIE_ROUTER__AUTO_SA": "true",  # every new review also becomes an SA request
@@ -103,9 +114,32 @@ def router(kafka_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Pop
         print((tmp_path / "router.log").read_text())
 
 
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:  # not listening yet
+        return 0, str(exc)
+
+
+def _wait_ready(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    status, body = 0, ""
+    while time.monotonic() < deadline:
+        status, body = _get(port, "/readyz")
+        if status == 200:
+            return
+        time.sleep(0.3)
+    pytest.fail(f"router not ready within {timeout} s: {status} {body}")
+
+
 def test_router_resolves_all_tasks_and_dead_letters_bad_input(
-    kafka_settings: Settings, router: subprocess.Popen[bytes]
+    kafka_settings: Settings, router: subprocess.Popen[bytes], router_port: int
 ) -> None:
+    _wait_ready(router_port)
+    assert _get(router_port, "/healthz")[0] == 200
     _send(kafka_settings, "catalog", [(p["product_id"], orjson.dumps(p)) for p in PRODUCTS])
     _send(kafka_settings, "reviews", [(r["product_id"], orjson.dumps(r)) for r in REVIEWS])
     time.sleep(1)
@@ -156,6 +190,14 @@ def test_router_resolves_all_tasks_and_dead_letters_bad_input(
     assert "unknown product(s): nope" in ghost["message"] and "waited" in ghost["message"]
     shape = next(e for e in dlq if e["error_kind"] == "schema")
     assert "query" in shape["message"]
+
+    status, text = _get(router_port, "/metrics")
+    assert status == 200
+    queries_in = (
+        f'caslie_records_in_total{{stage="router",topic="{kafka_settings.topic_prefix}queries"}}'
+    )
+    assert f"{queries_in} {float(len(QUERIES) + len(BAD))}" in text
+    assert 'caslie_dlq_records_total{kind="invalid_json",stage="router"} 1.0' in text
 
 
 def test_hostile_corpus_through_the_router(
