@@ -70,7 +70,7 @@ def build_voter(settings: Settings) -> Stage:
             else:
                 from workers.backends.causal_lm import CausalLM, LlmJudge
 
-                judges.append(LlmJudge(CausalLM(name, settings.cache_dir)))
+                judges.append(LlmJudge(CausalLM(name, settings.cache_dir), cfg.decoding))
         if len(judges) % 2 == 0:
             log.warning(
                 "%d judges: a tie rejects the caption (configure an odd number)", len(judges)

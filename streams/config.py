@@ -102,6 +102,9 @@ class VoterSettings(_Section):
     #: Judges: ``smollm2`` or an LLM folder (yes/no scoring), ``minilm`` (embedding
     #: relevance), ``overlap`` (lexical overlap). An odd number keeps ties impossible.
     judges: list[str] = Field(default_factory=lambda: ["smollm2", "minilm", "overlap"])
+    #: LLM judges: ``score`` compares P(yes) with P(no) in one forward pass per batch (no
+    #: parse failures); ``generate``: the authors' way, free generation parsed afterwards.
+    decoding: Literal["score", "generate"] = "score"
     #: Cosine similarity above which the embedding judge says yes.
     minilm_threshold: float = 0.25
     #: Share of caption words found in the task context above which the overlap judge says yes.

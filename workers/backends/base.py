@@ -36,6 +36,8 @@ class JudgeInput:
 class Verdict:
     vote: bool
     score: float | None = None
+    #: The raw text the judge generated (``generate`` decoding only).
+    text: str | None = None
 
 
 @dataclass(frozen=True)

@@ -168,15 +168,27 @@ class CausalLM:
 
 
 class LlmJudge:
-    """CQE judge: one forward pass per batch, vote = P(yes) > P(no)."""
+    """CQE judge.
 
-    def __init__(self, lm: CausalLM) -> None:
+    ``score`` (default): one forward pass per batch, vote = P(yes) > P(no); never a parse
+    failure. ``generate``: the authors' way, up to ``max_new_tokens`` generated greedily and
+    parsed by their rule (first three characters == "yes"), kept to measure against.
+    """
+
+    def __init__(self, lm: CausalLM, decoding: str = "score", max_new_tokens: int = 16) -> None:
         self.lm = lm
         self.name = f"llm:{lm.name}"
+        self.decoding = decoding
+        self.max_new_tokens = max_new_tokens
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
         prompts = [self.lm.chat_prompt(item.prompt) for item in items]
         with self.lm.using(None):
+            if self.decoding == "generate":
+                from training.metrics import parse_judge_answer
+
+                texts = self.lm.generate(prompts, self.max_new_tokens)
+                return [Verdict(vote=parse_judge_answer(t) == "yes", text=t) for t in texts]
             scores = self.lm.label_logprobs(prompts, [["yes", "no"]] * len(prompts))
         return [Verdict(vote=s["yes"] > s["no"], score=s["yes"] - s["no"]) for s in scores]
 

@@ -10,7 +10,7 @@ import pytest
 from schemas import TaskRequest
 from schemas.tasks.assembly import build_sample
 from schemas.tasks.catalog import SA_OPTIONS
-from training.metrics import parse_answer
+from training.metrics import parse_answer, parse_judge_answer
 from workers.backends.base import JudgeInput
 from workers.backends.causal_lm import CausalLM, LlmJudge, LlmOptionScorer
 
@@ -77,3 +77,13 @@ def test_judge_votes_with_a_margin(smollm2: CausalLM) -> None:
     )
     assert len(verdicts) == 2
     assert all(v.score is not None and v.vote == (v.score > 0) for v in verdicts)
+
+
+def test_generating_judge_parses_the_authors_way(smollm2: CausalLM) -> None:
+    """The paper-compatible judge generates text and votes yes only when its first three
+    characters say so; on a clear question it agrees with the scoring judge."""
+    items = [JudgeInput("Is the sky blue on a clear day? Only output yes or no.", "", {})]
+    generated = LlmJudge(smollm2, "generate", max_new_tokens=16).judge(items)[0]
+    assert generated.text is not None and generated.score is None
+    assert generated.vote == (parse_judge_answer(generated.text) == "yes")
+    assert generated.vote == LlmJudge(smollm2).judge(items)[0].vote
