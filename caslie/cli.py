@@ -1,4 +1,5 @@
-"""The ``caslie`` command: broker, topics, produce, consume, run, schemas, demo."""
+"""The ``caslie`` command: broker, topics, produce, consume, run, schemas, demo, bench,
+retrain, eval, rollback."""
 
 from __future__ import annotations
 
@@ -270,6 +271,58 @@ def demo(
     from caslie.demo import run_demo
 
     raise typer.Exit(run_demo(_settings(ctx), external, json_path, timeout, Console()))
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes: a few minutes on two CPU cores.")
+    ] = False,
+    json_path: Annotated[
+        Path, typer.Option("--json", help="Where to write the JSON report.")
+    ] = Path("bench.json"),
+    markdown_path: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Markdown summary (default: the JSON path with .md)."),
+    ] = None,
+    external: Annotated[
+        bool,
+        typer.Option("--external", help="Use the configured broker instead of the embedded one."),
+    ] = False,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Images, worker logs (default: a temporary folder).")
+    ] = None,
+) -> None:
+    """Measure what the Kafka pipeline costs next to calling the stages in-process, batched
+    voting against the authors' one-at-a-time generation, batch sizes, the Kafka layer alone
+    and peak memory. Every comparison runs in this one invocation, on the same inputs.
+
+    Exit code 0 when the report was written (goals met or not: see its "goals"), 4 when the
+    broker or a worker could not be reached in time.
+    """
+    import tempfile
+
+    import orjson
+    from rich.console import Console
+
+    from caslie.bench.report import markdown
+    from caslie.bench.run import BenchPlan, run_bench
+
+    settings = _settings(ctx)
+    plan = BenchPlan.quick() if quick else BenchPlan.full()
+    console = Console()
+    with tempfile.TemporaryDirectory(prefix="caslie-bench-") as tmp:
+        try:
+            report = run_bench(settings, plan, external, work_dir or Path(tmp), console)
+        except TimeoutError as exc:
+            console.print(f"[red]bench: {exc}[/]")
+            raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    summary = markdown(report)
+    (markdown_path or json_path.with_suffix(".md")).write_text(summary)
+    console.print(summary)
+    console.print(f"wrote {json_path}")
 
 
 def _duration(text: str) -> float:

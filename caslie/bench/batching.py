@@ -1,0 +1,36 @@
+"""Stage throughput by batch size, on the same records for every size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from caslie.bench.inprocess import Stages, run_stage
+
+FLAT_SHARE = 0.9  # "flattens": the smallest batch size within 10% of the best throughput
+
+
+def sweep(
+    stages: Stages, name: str, records: Sequence[BaseModel], sizes: Sequence[int]
+) -> dict[str, Any]:
+    stage = stages.by_name(name)
+    rows = []
+    for size in sizes:
+        stages.forget_captions()
+        run = run_stage(stage, records, size)
+        rows.append(
+            {
+                "batch_size": size,
+                "records": len(records),
+                "seconds": run.seconds,
+                "records_per_s": len(records) / run.seconds,
+            }
+        )
+    best = max(r["records_per_s"] for r in rows)
+    flat = next(r["batch_size"] for r in rows if r["records_per_s"] >= FLAT_SHARE * best)
+    base = rows[0]["records_per_s"]
+    for row in rows:
+        row["speedup_vs_smallest"] = row["records_per_s"] / base
+    return {"rows": rows, "flattens_at": flat}

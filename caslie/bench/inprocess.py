@@ -1,0 +1,91 @@
+"""The stages called directly, batch after batch, without Kafka: the baseline that the
+pipeline is compared with."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from caslie.stages import build_captioner, build_predictor, build_voter
+from streams.config import Settings
+from streams.stage import Emit, Inbound, Stage
+from workers.captioner import CaptionCache, CaptionerStage
+
+CHAIN = ("captioner", "voter", "predictor")
+
+
+@dataclass
+class Stages:
+    """The three worker stages with their models loaded once for every section."""
+
+    captioner: Stage
+    voter: Stage
+    predictor: Stage
+
+    @classmethod
+    def load(cls, settings: Settings) -> Stages:
+        return cls(build_captioner(settings), build_voter(settings), build_predictor(settings))
+
+    def by_name(self, name: str) -> Stage:
+        stage: Stage = getattr(self, name)
+        return stage
+
+    def forget_captions(self) -> None:
+        """Empty the caption cache, so a timed run never profits from an earlier one."""
+        if isinstance(self.captioner, CaptionerStage):
+            self.captioner.cache = CaptionCache(self.captioner.cache.size)
+
+
+@dataclass
+class StageRun:
+    outputs: list[BaseModel] = field(default_factory=list)
+    rejected: int = 0
+    seconds: float = 0.0
+
+
+def run_stage(stage: Stage, records: Sequence[BaseModel], batch_size: int) -> StageRun:
+    """Feed ``records`` to ``stage`` in batches of ``batch_size``; time only ``process``."""
+    run = StageRun()
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        batch = [
+            Inbound(stage.input_topic, 0, start + i, None, record, b"")
+            for i, record in enumerate(chunk)
+        ]
+        began = time.perf_counter()
+        results = stage.process(batch)
+        run.seconds += time.perf_counter() - began
+        for result in results:
+            if isinstance(result, Emit):
+                run.outputs += [output.value for output in result.outputs]
+            else:
+                run.rejected += 1
+    return run
+
+
+@dataclass
+class ChainRun:
+    seconds: float
+    busy_s: dict[str, float]
+    outputs: dict[str, list[BaseModel]]
+    rejected: int
+
+
+def run_chain(stages: Stages, requests: Sequence[BaseModel], batch_size: int) -> ChainRun:
+    """captioner -> voter -> predictor on the same batches a worker would take."""
+    busy: dict[str, float] = dict.fromkeys(CHAIN, 0.0)
+    outputs: dict[str, list[BaseModel]] = {name: [] for name in CHAIN}
+    rejected = 0
+    began = time.perf_counter()
+    for start in range(0, len(requests), batch_size):
+        records: Sequence[BaseModel] = requests[start : start + batch_size]
+        for name in CHAIN:
+            run = run_stage(stages.by_name(name), records, batch_size)
+            busy[name] += run.seconds
+            outputs[name] += run.outputs
+            rejected += run.rejected
+            records = run.outputs
+    return ChainRun(time.perf_counter() - began, busy, outputs, rejected)
