@@ -33,3 +33,35 @@ COMMIT_FAILURES = Counter(
     "Offset commits that failed and will be retried (broker or coordinator away).",
     ["stage"],
 )
+BATCH_WAIT = Histogram(
+    "caslie_batch_wait_seconds",
+    "Time a batch waited to fill after its first record (at most batch.max_wait_ms).",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5),
+)
+CONSUMER_LAG = Gauge(
+    "caslie_consumer_lag",
+    "Records of the stage's assigned partitions not yet consumed (high watermark - position).",
+    ["stage"],
+)
+MODEL_SECONDS = Histogram(
+    "caslie_model_seconds",
+    "Time of one model call on a batch (captioning, one judge, option scoring).",
+    ["stage", "model"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+CAPTIONS = Counter(
+    "caslie_captions_total",
+    "Caption decisions of the voter by task: kept, rejected, or no_caption (image failed).",
+    ["task", "decision"],
+)
+PREDICTIONS = Counter(
+    "caslie_predictions_total",
+    "Predictions by task, answer label and adapter (name@vN or base).",
+    ["task", "label", "adapter"],
+)
+ADAPTER_VERSION = Gauge(
+    "caslie_adapter_version",
+    "Version number each adapter name is served at by this predictor (0: base model).",
+    ["adapter"],
+)

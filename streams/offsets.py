@@ -71,8 +71,13 @@ class OffsetTracker:
             return part is not None and offset in part.outstanding
 
     def in_flight(self) -> int:
+        """Records consumed and not finished yet (in processing, or outputs not yet
+        acknowledged). Finished records that only wait for the next commit do not count:
+        they hold no memory, and counting them capped throughput at the commit rate."""
         with self._lock:
-            return sum(len(p.order) for p in self._parts.values())
+            return sum(
+                1 for p in self._parts.values() for left in p.outstanding.values() if left != 0
+            )
 
     def in_flight_for(self, tps: list[TopicPartition]) -> int:
         with self._lock:

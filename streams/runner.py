@@ -129,6 +129,7 @@ class StageRunner:
                 self._apply_backpressure()
                 if time.monotonic() - last_commit >= _COMMIT_INTERVAL_S:
                     self._commit()
+                    self._report_lag()
                     last_commit = time.monotonic()
         finally:
             self._stop_processing.set()
@@ -154,6 +155,15 @@ class StageRunner:
         self._tracker.add((topic, partition), offset)
         metrics.RECORDS_IN.labels(self.stage.name, topic).inc()
         self._buffer.put(msg)
+
+    def _report_lag(self) -> None:
+        """Lag from the watermarks of the last fetch responses (no broker round trip)."""
+        lag = 0
+        for tp in self._consumer.position(self._consumer.assignment()):
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                lag += max(0, high - tp.offset)
+        metrics.CONSUMER_LAG.labels(**self._labels).set(lag)
 
     def _apply_backpressure(self) -> None:
         in_flight = self._tracker.in_flight()
@@ -244,13 +254,15 @@ class StageRunner:
             batch.append(self._buffer.get(timeout=0.1))
         except queue.Empty:
             return batch
-        deadline = time.monotonic() + self.settings.batch.max_wait_ms / 1000
+        first = time.monotonic()
+        deadline = first + self.settings.batch.max_wait_ms / 1000
         while len(batch) < self.settings.batch.max_batch:
             remaining = deadline - time.monotonic()
             try:
                 batch.append(self._buffer.get(timeout=max(0.0, remaining)))
             except queue.Empty:
                 break
+        metrics.BATCH_WAIT.labels(**self._labels).observe(time.monotonic() - first)
         return batch
 
     def _process_loop(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.records import AdapterAnnouncement
+from streams import metrics
 from streams.config import Settings
 from streams.consume import consume_records
 
@@ -55,6 +56,7 @@ class AdapterWatcher:
             return
         previous = self.active.get(announcement.name)
         self.active[announcement.name] = ref
+        metrics.ADAPTER_VERSION.labels(announcement.name).set(announcement.adapter_version)
         log.info("%s: now serving %s (was %s)", announcement.action, ref, previous or "base")
 
     def _follow(self) -> None:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from schemas.base import now
 from schemas.records import Caption, CaptionedRecord, TaskRequest, TraceEntry
 from schemas.tasks.catalog import get_task
+from streams import metrics
 from streams.config import ImageSettings
 from streams.stage import Emit, Inbound, Output, Result
 from workers.backends.base import Captioner, CaptionInput
@@ -102,7 +103,8 @@ class CaptionerStage:
             captions.append(row)
 
         if todo:
-            texts = self.captioner.caption([item for _, _, item, _ in todo])
+            with metrics.MODEL_SECONDS.labels(STAGE, self.captioner.name).time():
+                texts = self.captioner.caption([item for _, _, item, _ in todo])
             for (i, j, _, key), text in zip(todo, texts, strict=True):
                 self.cache.put(key, text)
                 captions[i][j] = Caption(

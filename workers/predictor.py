@@ -10,6 +10,7 @@ from schemas.base import now
 from schemas.records import EnrichedRecord, Prediction, TraceEntry
 from schemas.tasks.assembly import build_sample
 from schemas.tasks.catalog import get_task
+from streams import metrics
 from streams.stage import Emit, Inbound, Output, Result
 from workers.backends.base import OptionScorer
 
@@ -76,7 +77,8 @@ class PredictorStage:
                 prompts.append(build_sample(record, captions).user_message())
                 labels.append(get_task(record.task).labels(record.options))
                 kept_slots.append(sorted(captions))
-            choices = self.scorer.choose(prompts, labels, adapter)
+            with metrics.MODEL_SECONDS.labels(STAGE, self.scorer.name).time():
+                choices = self.scorer.choose(prompts, labels, adapter)
             stamp = now()
             for i, choice, used in zip(indices, choices, kept_slots, strict=True):
                 record = records[i]
@@ -85,6 +87,7 @@ class PredictorStage:
                 option = next((o for o in record.options if o.split(":", 1)[0] == label), None)
                 timestamps = {**record.timestamps, STAGE: stamp}
                 models = [c.model for c in record.captions if c.model]
+                metrics.PREDICTIONS.labels(record.task.value, label, adapter or "base").inc()
                 predictions[i] = Prediction(
                     request_id=record.request_id,
                     task=record.task,

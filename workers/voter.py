@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from schemas.base import now
 from schemas.records import CaptionedRecord, EnrichedRecord, JudgeVote, SlotVerdict, TraceEntry
 from schemas.tasks.catalog import get_task
+from streams import metrics
 from streams.stage import Emit, Inbound, Output, Result
 from workers.backends.base import Judge, JudgeInput
 from workers.vote import majority
@@ -47,7 +48,9 @@ class VoterStage:
         votes: dict[tuple[int, str], list[JudgeVote]] = {key: [] for key in where}
         if self.mode == "mv" and items:
             for judge in self.judges:
-                for key, verdict in zip(where, judge.judge(items), strict=True):
+                with metrics.MODEL_SECONDS.labels(STAGE, judge.name).time():
+                    answers = judge.judge(items)
+                for key, verdict in zip(where, answers, strict=True):
                     votes[key].append(
                         JudgeVote(judge=judge.name, vote=verdict.vote, score=verdict.score)
                     )
@@ -74,6 +77,13 @@ class VoterStage:
                             votes=slot_votes,
                         )
                     )
+            for slot_verdict in verdicts:
+                decision = (
+                    "no_caption"
+                    if slot_verdict.mode == "no_caption"
+                    else ("kept" if slot_verdict.keep else "rejected")
+                )
+                metrics.CAPTIONS.labels(record.task.value, decision).inc()
             enriched = EnrichedRecord.model_validate(
                 {
                     **record.model_dump(),

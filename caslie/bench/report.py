@@ -64,6 +64,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_f(v['batched_s_per_caption'], 3)} | {_f(v['speedup'], 1)}x | "
             f"{_f(v['decision_agreement'], 3)} | {_f(v['llm_vote_agreement'], 3)} | "
             f"{v['authors_parse_failures']} of {v['authors_answers']} |",
+            "",
+            "Where the time goes (seconds per judge over all captions): batched "
+            + ", ".join(f"{k} {t:.1f}" for k, t in v["batched_judge_s"].items())
+            + "; authors' way "
+            + ", ".join(f"{k} {t:.1f}" for k, t in v["authors_judge_s"].items())
+            + ". LLM vote agreement where the authors' answer parsed: "
+            + _f(v["agreement_where_authors_parsed"], 3)
+            + ".",
         ]
     lines += ["", "## Batch size", ""]
     for stage in ("captioner", "predictor"):

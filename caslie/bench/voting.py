@@ -10,12 +10,28 @@ from typing import Any
 from pydantic import BaseModel
 
 from caslie.bench.inprocess import run_stage
-from schemas.records import EnrichedRecord
+from schemas.records import CaptionedRecord, EnrichedRecord
 from streams.stage import Stage
 from training.metrics import parse_judge_answer
 from workers.backends.base import Judge, JudgeInput, Verdict
 from workers.backends.causal_lm import LlmJudge
 from workers.voter import VoterStage
+
+
+class Timed:
+    """A judge whose calls are timed: where a voter's time goes, judge by judge."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.inner = judge
+        self.name = judge.name
+        self.seconds = 0.0
+
+    def judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
+        began = time.perf_counter()
+        try:
+            return self.inner.judge(items)
+        finally:
+            self.seconds += time.perf_counter() - began
 
 
 class OneAtATime:
@@ -32,15 +48,13 @@ class OneAtATime:
         return verdicts
 
 
-def authors_voter(
-    voter: VoterStage, max_new_tokens: int = 16
-) -> tuple[VoterStage, list[OneAtATime]]:
-    """The same judges (and loaded models); LLM judges generate and parse instead of scoring."""
-    judges = [
+def authors_judges(judges: Sequence[Judge], max_new_tokens: int = 16) -> list[OneAtATime]:
+    """The same judges (and loaded models), one caption per call; LLM judges generate and
+    parse instead of scoring."""
+    return [
         OneAtATime(LlmJudge(j.lm, "generate", max_new_tokens) if isinstance(j, LlmJudge) else j)
-        for j in voter.judges
+        for j in judges
     ]
-    return VoterStage(judges, voter.mode), judges
 
 
 def _decisions(records: Sequence[BaseModel]) -> dict[tuple[str, str], tuple[bool, list[bool]]]:
@@ -62,10 +76,12 @@ def compare_voting(voter: Stage, captioned: Sequence[BaseModel], batch_size: int
     llm_positions = [i for i, j in enumerate(voter.judges) if isinstance(j, LlmJudge)]
     if not llm_positions:
         return {"skipped": "no LLM judge configured: nothing generates"}
-    ours_run = run_stage(voter, captioned, batch_size)
-    authors, wrapped = authors_voter(voter)
+    ours_judges = [Timed(j) for j in voter.judges]
+    ours_run = run_stage(VoterStage(ours_judges, voter.mode), captioned, batch_size)
+    wrapped = authors_judges(voter.judges)
+    theirs_judges = [Timed(j) for j in wrapped]
     began = time.perf_counter()
-    theirs_run = run_stage(authors, captioned, 1)
+    theirs_run = run_stage(VoterStage(theirs_judges, voter.mode), captioned, 1)
     theirs_s = time.perf_counter() - began
     ours, theirs = _decisions(ours_run.outputs), _decisions(theirs_run.outputs)
     keys = sorted(ours.keys() & theirs.keys())
@@ -89,7 +105,48 @@ def compare_voting(voter: Stage, captioned: Sequence[BaseModel], batch_size: int
         "llm_vote_agreement": llm_agree,
         "authors_parse_failures": failures,
         "authors_answers": len(texts),
+        "batched_judge_s": {j.name: j.seconds for j in ours_judges},
+        "authors_judge_s": {j.name: j.seconds for j in theirs_judges},
+        "agreement_where_authors_parsed": _parsed_agreement(
+            ours, theirs, _call_order(captioned), wrapped
+        ),
         "kept_share_batched": sum(ours[k][0] for k in keys) / len(keys),
         "kept_share_authors": sum(theirs[k][0] for k in keys) / len(keys),
         "goal": {"speedup_min": 5.0, "agreement_min": 0.95},
     }
+
+
+def _call_order(captioned: Sequence[BaseModel]) -> list[tuple[str, str]]:
+    """(request id, slot) of every judged caption in the order the voter asks its judges."""
+    order = []
+    for record in captioned:
+        assert isinstance(record, CaptionedRecord)
+        slots = {s.slot for s in record.slots}
+        order += [
+            (record.request_id, c.slot)
+            for c in record.captions
+            if c.text is not None and c.slot in slots
+        ]
+    return order
+
+
+def _parsed_agreement(
+    ours: dict[tuple[str, str], tuple[bool, list[bool]]],
+    theirs: dict[tuple[str, str], tuple[bool, list[bool]]],
+    order: list[tuple[str, str]],
+    wrapped: list[OneAtATime],
+) -> float | None:
+    """LLM vote agreement on the captions whose generated answer parsed as yes or no: how
+    the two ways compare where the model followed "Only output yes or no"."""
+    llm = [w for w in wrapped if w.texts]
+    if not llm or len(llm[0].texts) != len(order):
+        return None
+    position = wrapped.index(llm[0])
+    parsed = [
+        k
+        for k, text in zip(order, llm[0].texts, strict=True)
+        if parse_judge_answer(text) in ("yes", "no") and k in ours and k in theirs
+    ]
+    if not parsed:
+        return None
+    return sum(ours[k][1][position] == theirs[k][1][position] for k in parsed) / len(parsed)

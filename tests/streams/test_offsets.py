@@ -71,3 +71,17 @@ def test_ack_before_expect_is_a_bug() -> None:
     tracker.add(TP, 1)
     with pytest.raises(RuntimeError):
         tracker.ack(TP, 1)
+
+
+def test_finished_records_waiting_for_the_commit_are_not_in_flight() -> None:
+    """Backpressure counts work not done yet; counting records that only wait for the next
+    periodic commit capped throughput at max_in_flight per commit interval."""
+    tracker = OffsetTracker()
+    for offset in range(4):
+        tracker.add(TP, offset)
+    tracker.expect(TP, 0, 0)  # done, nothing produced
+    tracker.expect(TP, 1, 1)  # one output not yet acknowledged
+    tracker.expect(TP, 2, 1)
+    tracker.ack(TP, 2)  # done
+    assert tracker.in_flight() == 2  # 1 awaits its ack, 3 is not processed yet
+    assert tracker.in_flight_for([TP]) == 4  # ... but all four are uncommitted

@@ -84,35 +84,45 @@ class CausalLM:
             logits = self.model(**batch).logits[:, -1, :]
         return torch.log_softmax(logits.float(), dim=-1)
 
+    def _micro_batches(self, prompts: Sequence[str]) -> Iterator[list[int]]:
+        """Indices of ``prompts`` in micro-batches of similar token length: padding a short
+        prompt to a long one's length is pure waste on a compute-bound CPU."""
+        lengths = [len(self.tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
+        order = sorted(range(len(prompts)), key=lengths.__getitem__)
+        for start in range(0, len(order), MICRO_BATCH):
+            yield order[start : start + MICRO_BATCH]
+
     def label_logprobs(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]]
     ) -> list[dict[str, float]]:
         """Per prompt, log P(answer starts with label) for each legal label."""
         import torch
 
-        out: list[dict[str, float]] = []
-        for start in range(0, len(prompts), MICRO_BATCH):
-            logprobs = self._next_token_logprobs(prompts[start : start + MICRO_BATCH])
-            for row, row_labels in zip(logprobs, labels[start : start + MICRO_BATCH], strict=True):
+        out: list[dict[str, float]] = [{} for _ in prompts]
+        for indices in self._micro_batches(prompts):
+            logprobs = self._next_token_logprobs([prompts[i] for i in indices])
+            for i, row in zip(indices, logprobs, strict=True):
                 taken: set[int] = set()
                 scores: dict[str, float] = {}
-                for label in row_labels:
-                    ids = [i for i in self._variants(label) if i not in taken]
+                for label in labels[i]:
+                    ids = [t for t in self._variants(label) if t not in taken]
                     taken.update(ids)
                     scores[label] = (
                         float(torch.logsumexp(row[ids], dim=0)) if ids else float("-inf")
                     )
-                out.append(scores)
+                out[i] = scores
         return out
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         import torch
 
-        texts: list[str] = []
-        for start in range(0, len(prompts), MICRO_BATCH):
-            chunk = list(prompts[start : start + MICRO_BATCH])
+        texts: list[str] = [""] * len(prompts)
+        for indices in self._micro_batches(prompts):
             batch = self.tokenizer(
-                chunk, return_tensors="pt", padding=True, add_special_tokens=False
+                [prompts[i] for i in indices],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
             )
             batch = {k: v.to(self.model.device) for k, v in batch.items()}
             with torch.inference_mode():
@@ -123,7 +133,9 @@ class CausalLM:
                     pad_token_id=self.tokenizer.pad_token_id,
                 )
             new = out[:, batch["input_ids"].shape[1] :]
-            texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+            for i, text in zip(indices, decoded, strict=True):
+                texts[i] = text
         return texts
 
     # -- adapters ----------------------------------------------------------------------
