@@ -1,0 +1,142 @@
+"""``caslie status``: per-stage lag, throughput and DLQ counts, live in the terminal.
+
+Lag and throughput come from the broker (each stage's consumer group: committed offsets
+against the high watermarks of its input topics); DLQ counts per stage and kind come from the
+workers' ``/metrics`` when their addresses are given, else the DLQ topic's total."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from streams.clients import make_consumer
+from streams.config import Settings
+from streams.topics import topic_name
+
+#: stage -> (consumer group suffix, input topics)
+STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "router": ("router", ("catalog", "reviews", "queries", "queries.waiting")),
+    "captioner": ("captioner", ("requests",)),
+    "voter": ("voter", ("captioned",)),
+    "predictor": ("predictor", ("enriched",)),
+}
+_SAMPLE = re.compile(r"^caslie_dlq_records_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    group: str
+    committed: int = 0
+    end: int = 0
+    lag: int = 0
+    records_per_s: float | None = None
+    dlq: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    at: float
+    stages: list[StageStatus]
+    dlq_topic_records: int
+
+
+def _partitions(consumer: Any, name: str) -> list[TopicPartition]:
+    metadata = consumer.list_topics(name, timeout=10)
+    topic = metadata.topics.get(name)
+    if topic is None or topic.error is not None:
+        return []
+    return [TopicPartition(name, p) for p in sorted(topic.partitions)]
+
+
+def _end_offsets(consumer: Any, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    ends = {}
+    for tp in tps:
+        _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        ends[(tp.topic, tp.partition)] = max(0, high)
+    return ends
+
+
+def dlq_by_stage(urls: list[str]) -> dict[str, dict[str, float]]:
+    """``caslie_dlq_records_total`` per stage and kind, summed over the given workers."""
+    counts: dict[str, dict[str, float]] = {}
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode()
+        for line in text.splitlines():
+            match = _SAMPLE.match(line)
+            if not match:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            stage = counts.setdefault(labels.get("stage", "?"), {})
+            kind = labels.get("kind", "?")
+            stage[kind] = stage.get(kind, 0.0) + float(match["value"])
+    return counts
+
+
+def snapshot(settings: Settings, metrics_urls: list[str]) -> Snapshot:
+    stages = []
+    probe = make_consumer(settings)
+    try:
+        dlq_tps = _partitions(probe, topic_name(settings, "dlq"))
+        dlq_total = sum(_end_offsets(probe, dlq_tps).values())
+        for stage, (suffix, topics) in STAGES.items():
+            group = f"{settings.topic_prefix}{suffix}"
+            tps = [tp for t in topics for tp in _partitions(probe, topic_name(settings, t))]
+            ends = _end_offsets(probe, tps)
+            status = StageStatus(stage, group, end=sum(ends.values()))
+            if tps:
+                reader = make_consumer(settings, group, **{"enable.auto.commit": False})
+                try:
+                    committed = reader.committed(tps, timeout=10)
+                finally:
+                    reader.close()
+                for tp in committed:
+                    end = ends[(tp.topic, tp.partition)]
+                    done = tp.offset if tp.offset >= 0 else 0
+                    status.committed += done
+                    status.lag += max(0, end - done)
+            stages.append(status)
+    finally:
+        probe.close()
+    if metrics_urls:
+        per_stage = dlq_by_stage(metrics_urls)
+        for status in stages:
+            status.dlq = per_stage.get(status.stage, {})
+    return Snapshot(time.time(), stages, dlq_total)
+
+
+def with_rates(current: Snapshot, previous: Snapshot | None) -> Snapshot:
+    if previous is not None and current.at > previous.at:
+        before = {s.stage: s.committed for s in previous.stages}
+        for status in current.stages:
+            status.records_per_s = (status.committed - before.get(status.stage, 0)) / (
+                current.at - previous.at
+            )
+    return current
+
+
+def as_dict(snap: Snapshot) -> dict[str, Any]:
+    return asdict(snap)
+
+
+def table(snap: Snapshot, settings: Settings) -> Any:
+    from rich.table import Table
+
+    out = Table(
+        title=f"caslie status  {settings.bootstrap_servers}  prefix {settings.topic_prefix}",
+        caption=f"DLQ topic: {snap.dlq_topic_records} records   "
+        + time.strftime("%H:%M:%S", time.localtime(snap.at)),
+    )
+    for column in ("stage", "group", "committed", "lag", "records/s", "DLQ by kind"):
+        out.add_column(column, justify="left" if column in ("stage", "group") else "right")
+    for s in snap.stages:
+        rate = "…" if s.records_per_s is None else f"{s.records_per_s:.1f}"
+        dlq = ", ".join(f"{k} {v:.0f}" for k, v in sorted(s.dlq.items())) or "-"
+        out.add_row(s.stage, s.group, str(s.committed), str(s.lag), rate, dlq)
+    return out
