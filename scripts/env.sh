@@ -43,3 +43,21 @@ if ! command -v tesseract >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1;
   $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq tesseract-ocr >/dev/null \
     || echo "warning: could not install tesseract-ocr; OCR tests will be skipped" >&2
 fi
+
+# Manifest validators for tests/deploy: kustomize (Go module proxy) and KEDA's schemas (npm).
+export CASLIE_TOOLS="${CASLIE_TOOLS:-$CACHE/tools}"
+KUSTOMIZE_VERSION="v5.5.0"
+KEDA_MODELS_VERSION="2.0.0"
+if [ ! -x "$CASLIE_TOOLS/bin/kustomize" ] && command -v go >/dev/null 2>&1; then
+  echo "== building kustomize $KUSTOMIZE_VERSION into $CASLIE_TOOLS/bin" >&2
+  mkdir -p "$CASLIE_TOOLS/bin"
+  GOBIN="$CASLIE_TOOLS/bin" GOFLAGS=-mod=mod go install \
+    "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
+fi
+if [ ! -f "$CASLIE_TOOLS/npm/node_modules/@kubernetes-models/keda/package.json" ] \
+   && command -v npm >/dev/null 2>&1; then
+  echo "== installing @kubernetes-models/keda@$KEDA_MODELS_VERSION into $CASLIE_TOOLS/npm" >&2
+  mkdir -p "$CASLIE_TOOLS/npm"
+  (cd "$CASLIE_TOOLS/npm" && npm install --no-audit --no-fund --silent \
+    "@kubernetes-models/keda@$KEDA_MODELS_VERSION" >&2)
+fi

@@ -1,0 +1,181 @@
+"""deploy/: the kustomize overlays build, every Kubernetes object passes the Kubernetes
+schemas (kubernetes-validate) and KEDA's (the @kubernetes-models/keda package), the compose
+file passes the compose-spec schema (check-jsonschema's vendored copy), and the manifests
+agree with the code (stage names, consumer groups, input topics, health paths, ports)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from caslie.status import STAGES
+
+ROOT = Path(__file__).parents[2]
+DEPLOY = ROOT / "deploy"
+TOOLS = Path(os.environ.get("CASLIE_TOOLS", Path.home() / ".cache" / "caslie" / "tools"))
+K8S_VERSION = "1.33.0"
+MODEL_STAGES = ("captioner", "voter", "predictor")
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(TOOLS / "bin")) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is missing: scripts/env.sh installs it into {TOOLS}/bin")
+    return found
+
+
+def build(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [_tool("kustomize"), "build", str(DEPLOY / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="module", params=["cpu", "gpu"])
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, build(request.param)
+
+
+def _by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def test_core_objects_pass_the_kubernetes_schemas(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, docs = overlay
+    core = [d for d in docs if not d["apiVersion"].startswith("keda.sh/")]
+    assert len(core) >= 14
+    for doc in core:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_keda_objects_pass_the_keda_schemas(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = overlay
+    keda = [d for d in docs if d["apiVersion"].startswith("keda.sh/")]
+    assert {d["kind"] for d in keda} == {"ScaledObject", "TriggerAuthentication"}
+    models = TOOLS / "npm" / "node_modules" / "@kubernetes-models" / "keda"
+    if not models.is_dir():
+        pytest.fail(f"{models} is missing: scripts/env.sh installs it")
+    out = subprocess.run(
+        [_tool("node"), str(ROOT / "tests" / "support" / "validate_keda.mjs"), str(models)],
+        input=json.dumps(keda),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_broken_manifest_is_refused() -> None:
+    """The validators are not rubber stamps."""
+    deployment = _by_kind(build("cpu"), "Deployment")["caslie-voter"]
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    scaled = next(d for d in build("cpu") if d["kind"] == "ScaledObject")
+    del scaled["spec"]["scaleTargetRef"]
+    models = TOOLS / "npm" / "node_modules" / "@kubernetes-models" / "keda"
+    out = subprocess.run(
+        [_tool("node"), str(ROOT / "tests" / "support" / "validate_keda.mjs"), str(models)],
+        input=json.dumps([scaled]),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "scaleTargetRef" in out.stdout
+
+
+def test_every_stage_is_deployed_probed_budgeted_and_scaled_on_its_own_lag(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    name, docs = overlay
+    config = _by_kind(docs, "ConfigMap")["caslie-config"]["data"]
+    prefix = config["CASLIE_TOPIC_PREFIX"]
+    deployments = _by_kind(docs, "Deployment")
+    budgets = _by_kind(docs, "PodDisruptionBudget")
+    scaled = _by_kind(docs, "ScaledObject")
+    for stage, (group_suffix, topics) in STAGES.items():
+        deployment = deployments[f"caslie-{stage}"]
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["args"] == ["run", stage]
+        assert container["image"].endswith(f":{name}")
+        port = int(config["CASLIE_METRICS_PORT"])
+        assert container["ports"][0]["containerPort"] == port
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        refs = {next(iter(e.values()))["name"] for e in container["envFrom"]}
+        assert refs == {"caslie-config", "caslie-secrets"}
+        labels = deployment["spec"]["selector"]["matchLabels"]
+        assert budgets[f"caslie-{stage}"]["spec"]["selector"]["matchLabels"] == labels
+        trigger = scaled[f"caslie-{stage}"]["spec"]["triggers"][0]
+        assert trigger["type"] == "kafka"
+        assert trigger["metadata"]["consumerGroup"] == f"{prefix}{group_suffix}"
+        assert trigger["metadata"]["topic"] in {f"{prefix}{t}" for t in topics}
+        gpus = container["resources"]["limits"].get("nvidia.com/gpu")
+        assert gpus == ("1" if name == "gpu" and stage in MODEL_STAGES else None)
+
+
+def test_the_retraining_cronjob_never_overlaps(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, docs = overlay
+    job = _by_kind(docs, "CronJob")["caslie-retrain"]
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "retrain"
+
+
+def test_worker_input_topics_match_the_code() -> None:
+    from workers.captioner import CaptionerStage
+    from workers.predictor import PredictorStage
+    from workers.voter import VoterStage
+
+    for stage in (CaptionerStage, VoterStage, PredictorStage):
+        assert STAGES[stage.name][1] == (stage.input_topic,)
+
+
+def test_compose_file_passes_the_compose_spec() -> None:
+    out = subprocess.run(
+        [
+            _tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(DEPLOY / "compose" / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
+    services = compose["services"]
+    for stage in STAGES:
+        assert services[stage]["command"] == ["run", stage]
+    assert {"kafka", "minio", "prometheus", "grafana"} <= services.keys()
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert sorted(t.split(":")[0] for t in targets) == sorted(STAGES)
+
+
+def test_a_broken_compose_file_is_refused(tmp_path: Path) -> None:
+    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
+    compose["services"]["router"]["restart"] = ["always"]
+    broken = tmp_path / "compose.yaml"
+    broken.write_text(yaml.safe_dump(compose))
+    out = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(broken)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
