@@ -12,15 +12,13 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from confluent_kafka import TopicPartition
-
-from streams.clients import make_consumer
 from streams.config import Settings
-from streams.topics import topic_name
+from streams.lag import group_lag
+from streams.router.app import INPUTS as ROUTER_INPUTS
 
 #: stage -> (consumer group suffix, input topics)
 STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "router": ("router", ("catalog", "reviews", "queries", "queries.waiting")),
+    "router": ("router", ROUTER_INPUTS),
     "captioner": ("captioner", ("requests",)),
     "voter": ("voter", ("captioned",)),
     "predictor": ("predictor", ("enriched",)),
@@ -46,22 +44,6 @@ class Snapshot:
     dlq_topic_records: int
 
 
-def _partitions(consumer: Any, name: str) -> list[TopicPartition]:
-    metadata = consumer.list_topics(name, timeout=10)
-    topic = metadata.topics.get(name)
-    if topic is None or topic.error is not None:
-        return []
-    return [TopicPartition(name, p) for p in sorted(topic.partitions)]
-
-
-def _end_offsets(consumer: Any, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
-    ends = {}
-    for tp in tps:
-        _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-        ends[(tp.topic, tp.partition)] = max(0, high)
-    return ends
-
-
 def dlq_by_stage(urls: list[str]) -> dict[str, dict[str, float]]:
     """``caslie_dlq_records_total`` per stage and kind, summed over the given workers."""
     counts: dict[str, dict[str, float]] = {}
@@ -81,29 +63,11 @@ def dlq_by_stage(urls: list[str]) -> dict[str, dict[str, float]]:
 
 def snapshot(settings: Settings, metrics_urls: list[str]) -> Snapshot:
     stages = []
-    probe = make_consumer(settings)
-    try:
-        dlq_tps = _partitions(probe, topic_name(settings, "dlq"))
-        dlq_total = sum(_end_offsets(probe, dlq_tps).values())
-        for stage, (suffix, topics) in STAGES.items():
-            group = f"{settings.topic_prefix}{suffix}"
-            tps = [tp for t in topics for tp in _partitions(probe, topic_name(settings, t))]
-            ends = _end_offsets(probe, tps)
-            status = StageStatus(stage, group, end=sum(ends.values()))
-            if tps:
-                reader = make_consumer(settings, group, **{"enable.auto.commit": False})
-                try:
-                    committed = reader.committed(tps, timeout=10)
-                finally:
-                    reader.close()
-                for tp in committed:
-                    end = ends[(tp.topic, tp.partition)]
-                    done = tp.offset if tp.offset >= 0 else 0
-                    status.committed += done
-                    status.lag += max(0, end - done)
-            stages.append(status)
-    finally:
-        probe.close()
+    for stage, (suffix, topics) in STAGES.items():
+        group = f"{settings.topic_prefix}{suffix}"
+        lag = group_lag(settings, group, topics)
+        stages.append(StageStatus(stage, group, lag.committed, lag.end, lag.lag))
+    dlq_total = group_lag(settings, f"{settings.topic_prefix}status", ("dlq",)).end
     if metrics_urls:
         per_stage = dlq_by_stage(metrics_urls)
         for status in stages:

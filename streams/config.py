@@ -62,6 +62,10 @@ class RouterSettings(_Section):
     auto_cc: bool = False
     #: Emit an SA request for every new review.
     auto_sa: bool = False
+    #: Records wait on the router's inputs but none was handled for this long: the router
+    #: exits 70 so its supervisor restarts it (faust can leave partitions paused after a
+    #: rebalance interrupted its recovery). 0 turns the check off.
+    stall_timeout_s: float = Field(default=60.0, ge=0)
 
 
 class ImageSettings(_Section):

@@ -41,6 +41,10 @@ class WorkerPool:
         self._start(stage)
         return stage
 
+    def restart(self, stage: str) -> None:
+        """Start a stage again after its process exited (what a supervisor does)."""
+        self._start(stage)
+
     def exited(self) -> dict[str, int]:
         """Stages whose current process has exited, with the exit code."""
         return {s: p.returncode for s, p in self.procs.items() if p.poll() is not None}
