@@ -18,26 +18,19 @@ from rich.table import Table
 from caslie.demo_data import build_sample
 from caslie.exit_codes import ExitCode
 from caslie.stages import run_stages
-from schemas.registry import validate
 from streams.broker import EmbeddedBroker
 from streams.clients import create_topics, make_producer, wait_for_broker
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.logs import configure_logging
-from streams.produce import record_key
-from streams.topics import topic_name
+from streams.produce import produce_event
 
 
 def _produce(settings: Settings, events: dict[str, list[dict[str, Any]]]) -> None:
     producer = make_producer(settings)
     for logical in ("catalog", "reviews", "queries"):
         for event in events[logical]:
-            key = record_key(logical, validate(logical, event))
-            producer.produce(
-                topic_name(settings, logical),
-                key=key.encode() if key else None,
-                value=orjson.dumps(event),
-            )
+            produce_event(producer, settings, logical, event)
         producer.flush(30)
 
 

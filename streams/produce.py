@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from confluent_kafka import KafkaError, Message
+import orjson
+from confluent_kafka import KafkaError, Message, Producer
 from pydantic import BaseModel
 
+from schemas.registry import validate
 from streams.clients import make_producer, wait_for_broker
 from streams.codec import decode
 from streams.config import Settings
@@ -29,6 +32,19 @@ def record_key(logical: str, record: BaseModel) -> str | None:
     """The record's partitioning key, by the topic registry's key field."""
     value = getattr(record, BY_LOGICAL[logical].key, None)
     return None if value is None else str(value)
+
+
+def produce_event(
+    producer: Producer, settings: Settings, logical: str, event: dict[str, Any]
+) -> None:
+    """Validate ``event`` as a record of ``logical`` (raises on a bad one) and produce it,
+    keyed by the topic's key field. The caller flushes."""
+    key = record_key(logical, validate(logical, event))
+    producer.produce(
+        topic_name(settings, logical),
+        key=key.encode() if key else None,
+        value=orjson.dumps(event),
+    )
 
 
 def produce_lines(

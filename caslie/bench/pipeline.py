@@ -12,11 +12,10 @@ import orjson
 
 from caslie.bench.workers import WorkerProcesses
 from caslie.bench.workload import Workload
-from schemas.registry import validate
 from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
-from streams.produce import record_key
+from streams.produce import produce_event
 from streams.topics import topic_name
 
 BUSY_METRIC = "caslie_batch_seconds_sum"
@@ -62,12 +61,7 @@ def produce(settings: Settings, work: Workload, rate: float | None = None) -> di
     producer = make_producer(settings)
     for logical, events in (("catalog", work.products), ("reviews", work.reviews)):
         for event in events:
-            key = record_key(logical, validate(logical, event))
-            producer.produce(
-                topic_name(settings, logical),
-                key=key.encode() if key else None,
-                value=orjson.dumps(event),
-            )
+            produce_event(producer, settings, logical, event)
     producer.flush(30)
     sent: dict[str, float] = {}
     began = time.perf_counter()
