@@ -215,7 +215,7 @@ def _send_queries(settings: Settings) -> set[str]:
 @pytest.mark.skipif(
     not os.environ.get("CASLIE_TEST_ROUTER_CRASH"),
     reason="known faust stall: after repeated SIGKILLs on a CPU-starved machine the router can "
-    "stop consuming for good (about 1 run in 4 under load, never seen unloaded); opt in with "
+    "stop consuming for good (5 of 16 runs under load, none of 2 unloaded); opt in with "
     "CASLIE_TEST_ROUTER_CRASH=1 (README 'Delivery')",
 )
 def test_router_sigkill_loses_nothing(
