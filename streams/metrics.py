@@ -62,6 +62,6 @@ PREDICTIONS = Counter(
 )
 ADAPTER_VERSION = Gauge(
     "caslie_adapter_version",
-    "Version number each adapter name is served at by this predictor (0: base model).",
+    "Version number each adapter name is served at by this predictor (absent: base model).",
     ["adapter"],
 )
