@@ -348,11 +348,13 @@ def status(
     watermarks (on the embedded broker watermarks count batches: lag there is approximate).
     Exit code 4 when the broker cannot be reached.
     """
+    from dataclasses import asdict
+
     import orjson
     from rich.console import Console
     from rich.live import Live
 
-    from caslie.status import as_dict, snapshot, table, with_rates
+    from caslie.status import snapshot, table, with_rates
     from streams.clients import wait_for_broker
 
     settings = _settings(ctx)
@@ -370,7 +372,7 @@ def status(
             return
         time.sleep(min(interval, 5.0))  # a second reading gives the rates
         snap = with_rates(snapshot(settings, urls), first)
-        typer.echo(orjson.dumps(as_dict(snap), option=orjson.OPT_INDENT_2).decode())
+        typer.echo(orjson.dumps(asdict(snap), option=orjson.OPT_INDENT_2).decode())
         return
     stop = _stop_event()
     previous = None

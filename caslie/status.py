@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.config import Settings
-from streams.lag import group_lag
+from streams.lag import group_lag, topic_ends
 from streams.router.app import INPUTS as ROUTER_INPUTS
 
 #: stage -> (consumer group suffix, input topics)
@@ -67,7 +67,7 @@ def snapshot(settings: Settings, metrics_urls: list[str]) -> Snapshot:
         group = f"{settings.topic_prefix}{suffix}"
         lag = group_lag(settings, group, topics)
         stages.append(StageStatus(stage, group, lag.committed, lag.end, lag.lag))
-    dlq_total = group_lag(settings, f"{settings.topic_prefix}status", ("dlq",)).end
+    dlq_total = sum(topic_ends(settings, ("dlq",)).values())
     if metrics_urls:
         per_stage = dlq_by_stage(metrics_urls)
         for status in stages:
@@ -83,10 +83,6 @@ def with_rates(current: Snapshot, previous: Snapshot | None) -> Snapshot:
                 current.at - previous.at
             )
     return current
-
-
-def as_dict(snap: Snapshot) -> dict[str, Any]:
-    return asdict(snap)
 
 
 def table(snap: Snapshot, settings: Settings) -> Any:

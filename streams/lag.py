@@ -35,13 +35,19 @@ def end_offsets(consumer: Any, tps: list[TopicPartition]) -> dict[tuple[str, int
     return ends
 
 
-def group_lag(settings: Settings, group: str, logical_topics: tuple[str, ...]) -> GroupLag:
+def topic_ends(settings: Settings, logical_topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    """High watermark of every partition of the topics (missing topics: none)."""
     probe = make_consumer(settings)
     try:
         tps = [tp for t in logical_topics for tp in partitions(probe, topic_name(settings, t))]
-        ends = end_offsets(probe, tps)
+        return end_offsets(probe, tps)
     finally:
         probe.close()
+
+
+def group_lag(settings: Settings, group: str, logical_topics: tuple[str, ...]) -> GroupLag:
+    ends = topic_ends(settings, logical_topics)
+    tps = [TopicPartition(topic, partition) for topic, partition in ends]
     committed = lag = 0
     if tps:
         reader = make_consumer(settings, group, **{"enable.auto.commit": False})

@@ -18,7 +18,8 @@ from streams.consume import consume_records
 from streams.produce import produce_event
 from streams.topics import topic_name
 
-BUSY_METRIC = "caslie_batch_seconds_sum"
+BUSY = "caslie_batch_seconds_sum"
+BATCH_SUM, BATCH_COUNT = "caslie_batch_size_sum", "caslie_batch_size_count"
 
 
 class PredictionWatcher:
@@ -82,8 +83,15 @@ def produce(settings: Settings, work: Workload, rate: float | None = None) -> di
     return sent
 
 
-def busy(workers: WorkerProcesses, stages: tuple[str, ...]) -> dict[str, float]:
-    return {stage: workers.metric(stage, BUSY_METRIC) for stage in stages}
+def readings(workers: WorkerProcesses, stages: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Busy time and batch-size totals of each stage, one scrape per stage."""
+    return {stage: workers.metrics(stage, (BUSY, BATCH_SUM, BATCH_COUNT)) for stage in stages}
+
+
+def _delta(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], name: str
+) -> dict[str, float]:
+    return {stage: after[stage][name] - before[stage][name] for stage in before}
 
 
 def burst(
@@ -95,18 +103,18 @@ def burst(
     timeout: float,
 ) -> dict[str, Any]:
     """Every query at once; throughput from the first event produced to the last prediction."""
-    before = busy(workers, stages)
+    before = readings(workers, stages)
     began = time.perf_counter()
     produce(settings, work)
     ids = {q["request_id"] for q in work.queries}
     watcher.wait_for(ids, timeout, workers)
     seconds = max(watcher.seen[i] for i in ids) - began
-    after = busy(workers, stages)
+    after = readings(workers, stages)
     return {
         "requests": len(ids),
         "seconds": seconds,
         "throughput_rps": len(ids) / seconds,
-        "busy_s": {s: after[s] - before[s] for s in stages},
+        "busy_s": _delta(before, after, BUSY),
     }
 
 
@@ -130,16 +138,13 @@ def fixed_load(
     timeout: float,
 ) -> dict[str, Any]:
     """Queries offered at ``rate`` per second; end-to-end latency of each."""
-    sizes_before = {s: workers.metric(s, "caslie_batch_size_sum") for s in stages}
-    counts_before = {s: workers.metric(s, "caslie_batch_size_count") for s in stages}
+    before = readings(workers, stages)
     sent = produce(settings, work, rate=rate)
     watcher.wait_for(set(sent), timeout, workers)
     latencies = [watcher.seen[i] - t for i, t in sent.items()]
-    mean_batch = {}
-    for s in stages:
-        count = workers.metric(s, "caslie_batch_size_count") - counts_before[s]
-        total = workers.metric(s, "caslie_batch_size_sum") - sizes_before[s]
-        mean_batch[s] = total / count if count else 0.0
+    after = readings(workers, stages)
+    sizes, counts = _delta(before, after, BATCH_SUM), _delta(before, after, BATCH_COUNT)
+    mean_batch = {s: sizes[s] / counts[s] if counts[s] else 0.0 for s in stages}
     return {
         "requests": len(sent),
         "offered_rps": rate,

@@ -67,16 +67,17 @@ class WorkerProcesses:
         if dead:
             raise RuntimeError(f"worker(s) exited: {dead}; logs in {self.log_dir}")
 
-    def metric(self, stage: str, name: str) -> float:
-        """Sum of a Prometheus sample over its labels (``caslie_batch_seconds_sum`` ...)."""
+    def metrics(self, stage: str, names: tuple[str, ...]) -> dict[str, float]:
+        """Each Prometheus sample of ``names`` summed over its labels, from one scrape."""
         status, text = self._get(stage, "/metrics")
         if status != 200:
             raise RuntimeError(f"{stage} /metrics answered {status}: {text[:200]}")
-        total = 0.0
+        totals = dict.fromkeys(names, 0.0)
         for line in text.splitlines():
-            if re.match(rf"{re.escape(name)}(\{{|\s)", line):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+            name = re.split(r"[{\s]", line, maxsplit=1)[0]
+            if name in totals:
+                totals[name] += float(line.rsplit(" ", 1)[1])
+        return totals
 
     def peak_rss_mb(self) -> dict[str, float]:
         """Peak resident memory (VmHWM) of each worker process so far."""

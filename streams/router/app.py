@@ -28,6 +28,7 @@ from streams.codec import decode
 from streams.config import Settings
 from streams.dlq import DlqPolicy, Failure, make_envelope
 from streams.exceptions import DecodeFailure, DlqLimitExceeded
+from streams.health import Health
 from streams.router.resolve import (
     MissingData,
     cc_request_for_product,
@@ -329,7 +330,7 @@ def input_lag(settings: Settings) -> int:
     return group_lag(settings, f"{settings.topic_prefix}router", INPUTS).lag
 
 
-async def watch_for_stall(router: Router, health: Any) -> None:
+async def watch_for_stall(router: Router, health: Health) -> None:
     """Exit 70 when records wait but none was handled for ``stall_timeout_s``."""
     timeout = router.settings.router.stall_timeout_s
     loop = asyncio.get_running_loop()
@@ -355,7 +356,7 @@ def run_router(settings: Settings, loglevel: str = "info") -> None:
     from faust.worker import Worker
 
     from streams.clients import wait_for_broker
-    from streams.health import Health, serve
+    from streams.health import serve
 
     router = Router(settings)
     health = Health(lambda: wait_for_broker(settings, timeout=2.0))
