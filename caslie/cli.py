@@ -239,11 +239,6 @@ def run(
 ) -> None:
     """Run one stage as a long-lived worker (graceful stop on SIGTERM/Ctrl-C)."""
     settings = _settings(ctx)
-    if stage == "router":
-        from streams.router.app import run_router
-
-        run_router(settings, loglevel=settings.log_level.lower())
-        return
     from caslie.stages import run_stages
 
     raise typer.Exit(run_stages(settings, stage, _stop_event()))

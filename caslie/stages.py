@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable
 
 from caslie.exit_codes import ExitCode
 from streams.clients import wait_for_broker
-from streams.config import Settings, settings_to_env
+from streams.config import Settings
 from streams.exceptions import DlqLimitExceeded
 from streams.health import Health, serve
 from streams.runner import StageRunner
-from streams.stage import Stage
+from streams.stage import Stage, WarmingStage
 
 log = logging.getLogger(__name__)
-WORKER_STAGES = ("captioner", "voter", "predictor")
+WORKER_STAGES = ("router", "captioner", "voter", "predictor")
 
 
 def build_captioner(settings: Settings) -> Stage:
@@ -97,63 +94,59 @@ def build_predictor(settings: Settings) -> Stage:
     )
 
 
-BUILDERS: dict[str, Callable[[Settings], Stage]] = {
-    "captioner": build_captioner,
-    "voter": build_voter,
-    "predictor": build_predictor,
+def build_router(settings: Settings) -> list[Stage]:
+    from streams.router.app import build_router as build
+
+    return build(settings)
+
+
+#: ``caslie run NAME`` -> the stages that process runs (the router is two: see its package).
+BUILDERS: dict[str, Callable[[Settings], list[Stage]]] = {
+    "router": build_router,
+    "captioner": lambda s: [build_captioner(s)],
+    "voter": lambda s: [build_voter(s)],
+    "predictor": lambda s: [build_predictor(s)],
 }
 
 
 def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
-    """Run one worker stage, or (``all``) the router in a child process plus every worker
-    stage in threads of this process. Returns the exit code."""
+    """Run one worker (``router``, ``captioner``, ...) or, with ``all``, every one of them,
+    each stage in a thread of this process. Returns the exit code."""
     names = list(WORKER_STAGES) if which == "all" else [which]
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
-        log.error("unknown stage %r; known: router, %s, all", which, ", ".join(WORKER_STAGES))
+        log.error("unknown stage %r; known: %s, all", which, ", ".join(WORKER_STAGES))
         return ExitCode.USAGE
     log.info("settings: %s", json.dumps(settings.redacted(), default=str))
     health = Health(lambda: wait_for_broker(settings, timeout=2.0))
     if settings.metrics_port:
         serve(health, settings.metrics_port)
         log.info("metrics and health on :%d (/metrics /healthz /readyz)", settings.metrics_port)
-    router = None
-    if which == "all":
-        env = {**os.environ, **settings_to_env(settings)}
-        if settings.metrics_port:  # the router child serves its own endpoints next door
-            env["CASLIE_METRICS_PORT"] = str(settings.metrics_port + 1)
-        router = subprocess.Popen([sys.executable, "-m", "caslie", "run", "router"], env=env)
     errors: list[BaseException] = []
-    try:
-        runners = [StageRunner(BUILDERS[name](settings), settings) for name in names]
-        health.models_loaded()
-        threads = []
-        for runner in runners:
+    runners = [StageRunner(stage, settings) for name in names for stage in BUILDERS[name](settings)]
+    warming: list[WarmingStage] = [r.stage for r in runners if isinstance(r.stage, WarmingStage)]
+    threads = []
+    for runner in runners:
 
-            def target(r: StageRunner = runner) -> None:
-                try:
-                    r.run(stop)
-                except BaseException as exc:
-                    errors.append(exc)
-                    health.failed(f"{r.stage.name}: {type(exc).__name__}: {exc}")
-                    stop.set()
-
-            thread = threading.Thread(target=target, name=f"stage-{runner.stage.name}")
-            thread.start()
-            threads.append(thread)
-        log.info("running %s", ", ".join(names))
-        while any(t.is_alive() for t in threads):
-            if router is not None and router.poll() is not None and not stop.is_set():
-                log.error("router exited with code %s; stopping", router.returncode)
-                errors.append(RuntimeError("router exited"))
+        def target(r: StageRunner = runner) -> None:
+            try:
+                r.run(stop)
+            except BaseException as exc:
+                errors.append(exc)
+                health.failed(f"{r.stage.name}: {type(exc).__name__}: {exc}")
                 stop.set()
-            for t in threads:
-                t.join(0.2)
-    finally:
-        stop.set()
-        if router is not None and router.poll() is None:
-            router.terminate()
-            router.wait(30)
+
+        thread = threading.Thread(target=target, name=f"stage-{runner.stage.name}")
+        thread.start()
+        threads.append(thread)
+    log.info("running %s", ", ".join(r.stage.name for r in runners))
+    loaded = False
+    while any(t.is_alive() for t in threads):
+        if not loaded and not errors and _all_ready(warming):
+            health.models_loaded()
+            loaded = True
+        for t in threads:
+            t.join(0.2)
     if any(isinstance(e, DlqLimitExceeded) for e in errors):
         return ExitCode.DLQ_LIMIT
     if errors:
@@ -161,3 +154,10 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
             log.error("stage failed: %s: %s", type(exc).__name__, exc)
         return ExitCode.STAGE_FAILED
     return ExitCode.OK
+
+
+def _all_ready(stages: list[WarmingStage]) -> bool:
+    try:
+        return all(s.ready(0) for s in stages)
+    except Exception:  # the stage's own thread reports it and stops the worker
+        return False

@@ -14,11 +14,12 @@ from typing import Any
 
 from streams.config import Settings
 from streams.lag import group_lag, topic_ends
-from streams.router.app import INPUTS as ROUTER_INPUTS
+from streams.router.stages import RouterStage, WaitingStage
 
 #: stage -> (consumer group suffix, input topics)
 STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "router": ("router", ROUTER_INPUTS),
+    "router": ("router", RouterStage.input_topics),
+    "router.waiting": ("router.waiting", WaitingStage.input_topics),
     "captioner": ("captioner", ("requests",)),
     "voter": ("voter", ("captioned",)),
     "predictor": ("predictor", ("enriched",)),

@@ -19,6 +19,7 @@ from schemas.records import (
     Prediction,
     TaskRequest,
 )
+from schemas.router import RecentReviews, WaitingQuery
 
 #: Logical topic name -> the type its values must validate as.
 TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
@@ -33,6 +34,9 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
         "labels": LabelEvent,
         "adapters": AdapterAnnouncement,
         "dlq": DlqEnvelope,
+        "queries.waiting": WaitingQuery,
+        "router.products": ProductEvent,
+        "router.reviews": RecentReviews,
     }
 )
 _ADAPTERS = {name: TypeAdapter(tp) for name, tp in TOPIC_TYPES.items()}

@@ -62,10 +62,6 @@ class RouterSettings(_Section):
     auto_cc: bool = False
     #: Emit an SA request for every new review.
     auto_sa: bool = False
-    #: Records wait on the router's inputs but none was handled for this long: the router
-    #: exits 70 so its supervisor restarts it (faust can leave partitions paused after a
-    #: rebalance interrupted its recovery). 0 turns the check off.
-    stall_timeout_s: float = Field(default=60.0, ge=0)
 
 
 class ImageSettings(_Section):
@@ -149,7 +145,7 @@ class Settings(BaseSettings):
     instance_id: str | None = None
     #: An exactly-once worker's open transaction is aborted by the broker after this long.
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
-    #: Extra librdkafka/aiokafka client settings (security.protocol, sasl.*, ssl.*).
+    #: Extra librdkafka client settings (security.protocol, sasl.*, ssl.*).
     kafka: dict[str, str] = Field(default_factory=dict, repr=False)  # secrets: never in logs
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)

@@ -41,7 +41,16 @@ from streams.config import Settings
 from streams.dlq import DlqPolicy, Failure, make_envelope
 from streams.exceptions import DecodeFailure, DeliveryFailed, StreamError
 from streams.offsets import OffsetTracker, TopicPartition
-from streams.stage import Emit, FatalStageError, Inbound, Output, Reject, Result, Stage
+from streams.stage import (
+    Emit,
+    FatalStageError,
+    Inbound,
+    Output,
+    Reject,
+    Result,
+    Stage,
+    WarmingStage,
+)
 from streams.topics import logical_name, topic_name
 
 log = logging.getLogger(__name__)
@@ -62,7 +71,7 @@ def transactional_id(settings: Settings, group_id: str) -> str:
 
 
 class StageRunner:
-    """Consume ``stage.input_topic``, process in batches, produce, commit.
+    """Consume ``stage.input_topics``, process in batches, produce, commit.
 
     ``run`` blocks until ``stop`` is set or a fatal error occurs (re-raised).
     """
@@ -77,7 +86,7 @@ class StageRunner:
         self.stage = stage
         self.settings = settings
         self.group_id = group_id or f"{settings.topic_prefix}{stage.name}"
-        self.input_topic = topic_name(settings, stage.input_topic)
+        self.input_topics = [topic_name(settings, t) for t in stage.input_topics]
         self._on_batch = on_batch
         self._tracker = OffsetTracker()
         #: Positions whose commit failed (broker away): retried at the next interval.
@@ -109,7 +118,7 @@ class StageRunner:
         if self.exactly_once:
             self._producer.init_transactions(_TXN_TIMEOUT_S)
         self._consumer.subscribe(
-            [self.input_topic],
+            self.input_topics,
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
@@ -265,8 +274,19 @@ class StageRunner:
         metrics.BATCH_WAIT.labels(**self._labels).observe(time.monotonic() - first)
         return batch
 
+    def _warmed_up(self) -> bool:
+        """Wait for a :class:`WarmingStage`; ``False`` if told to stop meanwhile."""
+        if not isinstance(self.stage, WarmingStage):
+            return True
+        while not self.stage.ready(0.2):
+            if self._stop_processing.is_set() or self._fatal is not None:
+                return False
+        return True
+
     def _process_loop(self) -> None:
         try:
+            if not self._warmed_up():
+                return
             while not self._stop_processing.is_set() and self._fatal is None:
                 self._producer.poll(0)
                 batch = self._take_batch()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -66,6 +66,22 @@ class Stage(Protocol):
     """
 
     name: str
-    input_topic: str
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        """Logical topics it consumes (one consumer group for all of them)."""
+        ...
 
     def process(self, batch: Sequence[Inbound]) -> Sequence[Result]: ...
+
+
+@runtime_checkable
+class WarmingStage(Protocol):
+    """A stage that needs time before its first batch (the router restoring its tables).
+
+    The runner waits for it before processing, while its poll thread keeps the group
+    membership alive; the worker reports ready only once every such stage is."""
+
+    def ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; ``True`` once ready. Raises if it never will be."""
+        ...

@@ -31,6 +31,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("dlq", key="source key"),
     # Queries waiting for a product that has not arrived yet (the router's delay queue).
     TopicSpec("queries.waiting", key="request_id"),
+    # The router's tables: written in the same transaction as its outputs, read in full by
+    # every router replica (they are the router's state; nothing else should write them).
+    TopicSpec("router.products", key="product_id", compacted=True),
+    TopicSpec("router.reviews", key="product_id", compacted=True),
 )
 BY_LOGICAL = {spec.logical: spec for spec in TOPICS}
 

@@ -48,7 +48,7 @@ class CaptionCache:
 
 class CaptionerStage:
     name = STAGE
-    input_topic = "requests"
+    input_topics = ("requests",)
 
     def __init__(
         self, captioner: Captioner, images: ImageSettings, cache_size: int = 10_000

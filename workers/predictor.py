@@ -39,7 +39,7 @@ def latencies(timestamps: dict[str, float]) -> dict[str, float]:
 
 class PredictorStage:
     name = STAGE
-    input_topic = "enriched"
+    input_topics = ("enriched",)
 
     def __init__(
         self,

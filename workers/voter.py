@@ -18,7 +18,7 @@ STAGE = "voter"
 
 class VoterStage:
     name = STAGE
-    input_topic = "captioned"
+    input_topics = ("captioned",)
 
     def __init__(self, judges: Sequence[Judge], mode: str = "mv") -> None:
         if mode == "mv" and not judges:

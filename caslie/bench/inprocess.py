@@ -52,7 +52,7 @@ def run_stage(stage: Stage, records: Sequence[BaseModel], batch_size: int) -> St
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         batch = [
-            Inbound(stage.input_topic, 0, start + i, None, record, b"")
+            Inbound(stage.input_topics[0], 0, start + i, None, record, b"")
             for i, record in enumerate(chunk)
         ]
         began = time.perf_counter()

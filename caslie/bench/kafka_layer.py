@@ -23,7 +23,7 @@ class CountingStage:
 
     def __init__(self, logical_topic: str) -> None:
         self.name = f"bench-{logical_topic}"
-        self.input_topic = logical_topic
+        self.input_topics = (logical_topic,)
         self.count = 0
         self.first: float | None = None
         self.last = 0.0

@@ -79,7 +79,8 @@ def test_status_command_prints_json(kafka_settings: Settings, kafka_env: dict[st
     )
     assert out.returncode == 0, out.stderr
     snap = orjson.loads(out.stdout)
-    assert [s["stage"] for s in snap["stages"]] == ["router", "captioner", "voter", "predictor"]
+    stages = [s["stage"] for s in snap["stages"]]
+    assert stages == ["router", "router.waiting", "captioner", "voter", "predictor"]
     assert all(s["records_per_s"] == 0 for s in snap["stages"])
 
 

@@ -23,6 +23,8 @@ DEPLOY = ROOT / "deploy"
 TOOLS = Path(os.environ.get("CASLIE_TOOLS", Path.home() / ".cache" / "caslie" / "tools"))
 K8S_VERSION = "1.33.0"
 MODEL_STAGES = ("captioner", "voter", "predictor")
+#: What runs as its own process (``caslie run X``); ``router.waiting`` runs inside the router.
+PROCESSES = ("router", *MODEL_STAGES)
 
 
 def _tool(name: str) -> str:
@@ -104,7 +106,8 @@ def test_every_stage_is_deployed_probed_budgeted_and_scaled_on_its_own_lag(
     deployments = _by_kind(docs, "Deployment")
     budgets = _by_kind(docs, "PodDisruptionBudget")
     scaled = _by_kind(docs, "ScaledObject")
-    for stage, (group_suffix, topics) in STAGES.items():
+    for stage in PROCESSES:
+        group_suffix, topics = STAGES[stage]
         deployment = deployments[f"caslie-{stage}"]
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
@@ -137,13 +140,15 @@ def test_the_retraining_cronjob_never_overlaps(
     assert container["args"][0] == "retrain"
 
 
-def test_worker_input_topics_match_the_code() -> None:
+def test_stage_input_topics_match_the_code() -> None:
+    from streams.router.stages import RouterStage, WaitingStage
     from workers.captioner import CaptionerStage
     from workers.predictor import PredictorStage
     from workers.voter import VoterStage
 
-    for stage in (CaptionerStage, VoterStage, PredictorStage):
-        assert STAGES[stage.name][1] == (stage.input_topic,)
+    for stage in (RouterStage, WaitingStage, CaptionerStage, VoterStage, PredictorStage):
+        assert STAGES[stage.name] == (stage.name, stage.input_topics)
+    assert set(STAGES) == {*PROCESSES, "router.waiting"}
 
 
 def test_compose_file_passes_the_compose_spec() -> None:
@@ -160,12 +165,12 @@ def test_compose_file_passes_the_compose_spec() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
     services = compose["services"]
-    for stage in STAGES:
+    for stage in PROCESSES:
         assert services[stage]["command"] == ["run", stage]
     assert {"kafka", "minio", "prometheus", "grafana"} <= services.keys()
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = scrape["scrape_configs"][0]["static_configs"][0]["targets"]
-    assert sorted(t.split(":")[0] for t in targets) == sorted(STAGES)
+    assert sorted(t.split(":")[0] for t in targets) == sorted(PROCESSES)
 
 
 def test_a_broken_compose_file_is_refused(tmp_path: Path) -> None:

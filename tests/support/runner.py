@@ -24,7 +24,7 @@ class CopyStage:
     ``oom`` fails like a model engine out of device memory."""
 
     name = "copy"
-    input_topic = "requests"
+    input_topics = ("requests",)
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
