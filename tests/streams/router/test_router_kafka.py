@@ -291,3 +291,23 @@ def test_a_restarted_router_restores_its_tables(
         assert list(dlq) == []
     finally:
         assert _stop_router(second, second_log) == 0, second_log.read_text()[-3000:]
+
+
+def test_a_router_fed_only_garbage_exits_3_at_the_dlq_limit(
+    kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path, router_port: int
+) -> None:
+    """It stops with a clear error instead of draining the topic into the DLQ."""
+    log_path = tmp_path / "router.log"
+    env = {**kafka_env, "CASLIE_DLQ__MAX_CONSECUTIVE": "10"}
+    proc = _start_router(env, log_path, router_port)
+    _send(kafka_settings, "queries", [(f"g{i}", b"garbage %d" % i) for i in range(100)])
+    try:
+        code = proc.wait(90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the router kept consuming garbage")
+    log = log_path.read_text()
+    assert code == 3, log[-3000:]
+    assert "10 invalid records in a row" in log
+    dlq = list(consume_records(kafka_settings, "dlq", idle_timeout=3, from_beginning=True))
+    assert 1 <= len(dlq) < 10
