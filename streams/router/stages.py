@@ -44,10 +44,10 @@ WAITING_STAGE = "router.waiting"
 @dataclass
 class RouterTables:
     products: Table[ProductEvent] = field(
-        default_factory=lambda: Table("router.products", ProductEvent, lambda p: not p.deleted)
+        default_factory=lambda: Table("router.products", lambda p: not p.deleted)
     )
     reviews: Table[RecentReviews] = field(
-        default_factory=lambda: Table("router.reviews", RecentReviews, lambda r: bool(r.reviews))
+        default_factory=lambda: Table("router.reviews", lambda r: bool(r.reviews))
     )
 
     def product(self, product_id: str) -> ProductEvent | None:

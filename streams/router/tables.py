@@ -36,9 +36,8 @@ V = TypeVar("V", bound=BaseModel)
 class Table(Generic[V]):
     """A thread-safe map from key to the latest value; ``None`` removes the key."""
 
-    def __init__(self, logical_topic: str, value_type: type[V], keep: Callable[[V], bool]) -> None:
+    def __init__(self, logical_topic: str, keep: Callable[[V], bool]) -> None:
         self.logical_topic = logical_topic
-        self.value_type = value_type
         #: Values that fail this (a deleted product, say) remove their key.
         self._keep = keep
         self._data: dict[str, V] = {}

@@ -193,7 +193,7 @@ def test_the_stages_warm_up_until_the_tables_are_restored() -> None:
 
 
 def test_table_keeps_only_what_passes_its_filter() -> None:
-    table: Table[ProductEvent] = Table("router.products", ProductEvent, lambda p: not p.deleted)
+    table: Table[ProductEvent] = Table("router.products", lambda p: not p.deleted)
     table.put("p1", ProductEvent(product_id="p1", title="a"))
     assert len(table) == 1
     table.put("p1", ProductEvent(product_id="p1", title="a", deleted=True))
