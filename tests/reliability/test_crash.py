@@ -80,6 +80,21 @@ def _images(folder: Path) -> list[str]:
     return urls
 
 
+def _produce(
+    settings: Settings, products: list[dict[str, Any]], queries: list[dict[str, Any]]
+) -> set[str]:
+    """Products first, then the queries; returns the queries' request ids."""
+    producer = make_producer(settings)
+    batches = (("catalog", "product_id", products), ("queries", "request_id", queries))
+    for logical, key, records in batches:
+        for record in records:
+            producer.produce(
+                topic_name(settings, logical), key=record[key], value=orjson.dumps(record)
+            )
+        assert producer.flush(30) == 0
+    return {q["request_id"] for q in queries}
+
+
 def _send(settings: Settings, folder: Path) -> set[str]:
     """Products with photos, then PSI queries about them (each with its own query text)."""
     urls = _images(folder)
@@ -96,15 +111,7 @@ def _send(settings: Settings, folder: Path) -> set[str]:
         }
         for i in range(EVENTS)
     ]
-    producer = make_producer(settings)
-    batches = (("catalog", "product_id", products), ("queries", "request_id", queries))
-    for logical, key, records in batches:
-        for record in records:
-            producer.produce(
-                topic_name(settings, logical), key=record[key], value=orjson.dumps(record)
-            )
-        assert producer.flush(30) == 0
-    return {q["request_id"] for q in queries}
+    return _produce(settings, products, queries)
 
 
 def _report(name: str, pool: WorkerPool, collector: Collector, **extra: Any) -> dict[str, Any]:
@@ -197,3 +204,46 @@ def test_broker_pause_workers_wait_and_resume(
     report = _report("broker-pause", pool, collector, paused_s=12, exit_codes=codes)
     assert report["lost"] == 0, pool.logs()
     assert codes == dict.fromkeys(STAGES, 0)
+
+
+ROUTER_QUERIES = 1500
+
+
+def _send_queries(settings: Settings) -> set[str]:
+    products = [{"product_id": f"p{i}", "title": f"Steel mug {i}"} for i in range(5)]
+    queries = [
+        {"request_id": f"q-{i:04d}", "task": "PSI", "product_id": f"p{i % 5}", "query": "mug"}
+        for i in range(ROUTER_QUERIES)
+    ]
+    return _produce(settings, products, queries)
+
+
+def test_router_sigkill_while_it_works_exactly_once(
+    kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The router alone, killed four times while it resolves 1,500 queries (each restart
+    rebuilds its tables from the changelogs): exactly one request per query."""
+    rng = random.Random("crash-router")
+    pool = WorkerPool(environment(kafka_env, "exactly_once"), ["router"], tmp_path)
+    expected = _send_queries(kafka_settings)
+    collector = Collector(kafka_settings, expected, topic="requests")
+    pool.start_all()
+    deadline = time.monotonic() + DEADLINE_S
+    seen_at_start = 0
+    try:
+        while not collector.complete() and time.monotonic() < deadline:
+            time.sleep(rng.uniform(0.3, 1.0))
+            assert not pool.exited(), f"the router exited by itself: {pool.exited()}"
+            seen = sum(len(c) for c in collector.records.values())
+            # kill while it works: once this process has committed requests of its own
+            if pool.kills < 4 and not collector.complete() and seen > seen_at_start:
+                pool.kill_one(rng)
+                seen_at_start = sum(len(c) for c in collector.records.values())
+        collector.finish(quiet_s=3)
+    finally:
+        codes = pool.stop_all()
+    report = _report("sigkill-router", pool, collector, events=ROUTER_QUERIES, exit_codes=codes)
+    assert report["lost"] == 0, pool.logs()
+    assert pool.kills >= 2, "the router finished before enough kills; send more queries"
+    assert report["duplicates"] == 0
+    assert codes == {"router": 0}, "SIGTERM stops the router cleanly with exit 0"
