@@ -72,7 +72,7 @@ class ApacheKafka:
                 ]
             )
         )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",
@@ -100,3 +100,13 @@ class ApacheKafka:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _cluster_id() -> str:
+    """A random cluster id as Kafka makes them (``Uuid.randomUuid``): URL-safe base64 of 16
+    random bytes, never starting with ``-``, which the storage tool would read as an option
+    (1 run in 64 failed to start the broker before)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
