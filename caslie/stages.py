@@ -12,6 +12,7 @@ from streams.clients import wait_for_broker
 from streams.config import Settings
 from streams.exceptions import DlqLimitExceeded
 from streams.health import Health, serve
+from streams.router.app import build_router
 from streams.runner import StageRunner
 from streams.stage import Stage, WarmingStage
 
@@ -92,12 +93,6 @@ def build_predictor(settings: Settings) -> Stage:
         default_adapter=cfg.default_adapter,
         task_adapters=cfg.task_adapters,
     )
-
-
-def build_router(settings: Settings) -> list[Stage]:
-    from streams.router.app import build_router as build
-
-    return build(settings)
 
 
 #: ``caslie run NAME`` -> the stages that process runs (the router is two: see its package).

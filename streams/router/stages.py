@@ -18,14 +18,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import orjson
-
 from schemas.base import now
 from schemas.dlq import ErrorKind
 from schemas.events import ProductEvent, QueryEvent, ReviewEvent
 from schemas.records import TaskRequest
 from schemas.router import RecentReviews, WaitingQuery
-from streams.codec import decode
+from streams.codec import decode, encode
 from streams.config import RouterSettings, Settings
 from streams.router.resolve import (
     MissingData,
@@ -188,4 +186,4 @@ class WaitingStage(_Resolving):
 
 def _digest(product: ProductEvent) -> str:
     """Identifies one version of a product: repeats of the same upsert share a dedupe id."""
-    return hashlib.sha256(orjson.dumps(product.model_dump(mode="json"))).hexdigest()[:16]
+    return hashlib.sha256(encode(product)).hexdigest()[:16]

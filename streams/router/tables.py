@@ -7,9 +7,11 @@ every partition of the changelogs (``read_committed``) from the beginning and ke
 each replica sees the whole catalog, whichever partitions of the inputs it owns.
 
 A replica also applies its own changes at once (:meth:`Table.put`), so a query right behind
-its product in the same batch resolves; the follower's later copy of the same change is
-idempotent. Changes of an aborted transaction never reach the follower, and the process
-that applied them locally stops (the runner exits on an aborted transaction) and rebuilds.
+its product in the same batch resolves. The follower applies the same changes again when it
+reads them; while it lags, an older value it reads can briefly replace a newer local one
+until it reaches the newer record. Changes of an aborted transaction never reach the
+follower, and the process that applied them locally stops (the runner exits on an aborted
+transaction) and rebuilds.
 """
 
 from __future__ import annotations
@@ -68,16 +70,12 @@ class TableFollower:
         self.tables = dict(tables)
         self.restored = threading.Event()
         self._error: BaseException | None = None
+        #: A daemon: it follows for as long as the process lives.
         self._thread = threading.Thread(target=self._follow, name="router-tables", daemon=True)
-        self._stop = threading.Event()
 
     def start(self) -> TableFollower:
         self._thread.start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
     def wait_restored(self, timeout: float) -> bool:
         """Whether the tables were restored within ``timeout`` seconds; raises
@@ -103,7 +101,7 @@ class TableFollower:
                 tp.offset = OFFSET_BEGINNING
             consumer.assign(tps)
             behind = {(tp.topic, tp.partition) for tp in tps}
-            while not self._stop.is_set():
+            while True:
                 for msg in consumer.consume(num_messages=500, timeout=0.2):
                     err = msg.error()
                     if err is not None and err.code() == KafkaError._PARTITION_EOF:

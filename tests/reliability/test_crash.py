@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
-from streams.topics import topic_name
+from streams.produce import produce_event
 from tests.reliability.workers import WorkerPool, environment
 from tests.support.apache_kafka import ApacheKafka
 
@@ -85,12 +85,9 @@ def _produce(
 ) -> set[str]:
     """Products first, then the queries; returns the queries' request ids."""
     producer = make_producer(settings)
-    batches = (("catalog", "product_id", products), ("queries", "request_id", queries))
-    for logical, key, records in batches:
-        for record in records:
-            producer.produce(
-                topic_name(settings, logical), key=record[key], value=orjson.dumps(record)
-            )
+    for logical, events in (("catalog", products), ("queries", queries)):
+        for event in events:
+            produce_event(producer, settings, logical, event)
         assert producer.flush(30) == 0
     return {q["request_id"] for q in queries}
 

@@ -4,7 +4,6 @@ covered by tests/streams/router/test_router_kafka.py)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 
 import orjson
@@ -134,9 +133,7 @@ def test_a_query_for_an_unknown_product_waits_then_resolves() -> None:
     assert out.logical_topic == "queries.waiting" and out.dedupe_id == "r1:wait:2"
 
     router.process([_product("p9", title="Late mug")])
-    started = time.monotonic()
     [resolved] = waiting_stage.process([_inbound("queries.waiting", out.value)])
-    assert time.monotonic() - started < 5
     [request] = _outputs(resolved)
     assert request.logical_topic == "requests" and request.key == "r1"
 
