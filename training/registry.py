@@ -8,13 +8,19 @@ Layout (in a folder or an S3 prefix)::
     <name>/current                the promoted version number (promotion, rollback)
 
 Files are written before the manifest, and the manifest lists every file with its sha256,
-so a reader never sees half an adapter and verifies what it downloads.
+so a reader never sees half an adapter and verifies what it downloads. A manifest is data from
+the registry, not trusted: its file names must be plain relative names (``a/b.bin``; no
+absolute path, ``..``, ``.``, backslash or empty part) and its name and version those asked
+for, or it is refused before anything is written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +35,20 @@ _VERSION = re.compile(r"^(?P<name>[^/]+)/v(?P<n>\d+)/manifest\.json$")
 
 class RegistryError(Exception):
     pass
+
+
+def _check_file_name(ref: str, rel: str) -> None:
+    """Refuse a manifest file name that is not a plain relative name inside the version."""
+    parts = rel.split("/")
+    if (
+        not rel
+        or "\\" in rel
+        or "\0" in rel
+        or rel.startswith("/")
+        or any(part in ("", ".", "..") for part in parts)
+        or parts[0] == ".complete"
+    ):
+        raise RegistryError(f"{ref}: the manifest names an unsafe file path {rel!r}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +88,15 @@ class AdapterRegistry:
         key = f"{name}/v{version}/manifest.json"
         if not self.storage.exists(key):
             raise RegistryError(f"{name}@v{version} does not exist")
-        return AdapterVersion(**orjson.loads(self.storage.get(key)))
+        try:
+            entry = AdapterVersion(**orjson.loads(self.storage.get(key)))
+        except (TypeError, orjson.JSONDecodeError) as exc:
+            raise RegistryError(f"{name}@v{version}: unreadable manifest ({exc})") from None
+        if (entry.name, entry.version) != (name, version):
+            raise RegistryError(f"{name}@v{version}: the manifest describes {entry.ref}")
+        for rel in entry.files:
+            _check_file_name(entry.ref, rel)
+        return entry
 
     def publish(
         self,
@@ -102,21 +130,34 @@ class AdapterRegistry:
         """Copy a version into ``dest/<name>@v<N>-<fingerprint>`` (verified; reused when
         present). The fingerprint hashes the manifest's file digests: ``name@vN`` is unique
         only within one registry, so a cache shared by several registries must not reuse a
-        folder by name alone."""
-        entry = self.get(name, version)
+        folder by name alone.
+
+        Each call writes into its own temporary folder in ``dest`` and renames it into place,
+        so concurrent downloads of one version (threads or processes) never mix their files:
+        the first rename wins and the others use its folder. A failed download leaves
+        nothing behind."""
+        entry = self.get(name, version)  # file names checked
         target = dest / f"{entry.ref}-{entry.fingerprint}"
         if (target / ".complete").is_file():
             return target
-        partial = dest / f".{target.name}.partial"
-        for rel, digest in entry.files.items():
-            data = self.storage.get(f"{name}/v{version}/files/{rel}")
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise RegistryError(f"{entry.ref}: {rel} does not match its manifest")
-            out = partial / rel
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(data)
-        (partial / ".complete").write_text(entry.ref)
-        partial.rename(target)
+        dest.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=dest))
+        try:
+            for rel, digest in entry.files.items():
+                data = self.storage.get(f"{name}/v{version}/files/{rel}")
+                if hashlib.sha256(data).hexdigest() != digest:
+                    raise RegistryError(f"{entry.ref}: {rel} does not match its manifest")
+                out = partial / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(data)
+            (partial / ".complete").write_text(entry.ref)
+            try:
+                os.rename(partial, target)
+            except OSError:
+                if not (target / ".complete").is_file():  # not another download's result
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)  # gone already when renamed
         return target
 
     def current(self, name: str) -> int | None:

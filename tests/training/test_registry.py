@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
 from training.registry import AdapterRegistry, RegistryError
-from training.storage import LocalStorage, S3Storage, open_storage
+from training.storage import LocalStorage, S3Storage, Storage, open_storage
 
 
 def _adapter(folder: Path, marker: str) -> Path:
@@ -101,3 +103,95 @@ def test_refuses_bad_input(registry: AdapterRegistry, tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(RegistryError, match=r"adapter_config\.json"):
         registry.publish("g", empty, "m")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["../../outside.txt", "sub/../../outside.txt", "ABSOLUTE", "a\\b", "a//b", "./a", ""],
+)
+def test_a_manifest_naming_unsafe_paths_is_refused(
+    registry: AdapterRegistry, tmp_path: Path, bad: str
+) -> None:
+    """A manifest is data: a file name like ``../../x`` must not write outside the cache."""
+    if bad == "ABSOLUTE":
+        bad = str(tmp_path / "outside.txt")
+    entry = registry.publish("g", _adapter(tmp_path / "a", "one"), "m")
+    files = {**entry.files, bad: hashlib.sha256(b"planted").hexdigest()}
+    if bad and not bad.endswith("/"):
+        registry.storage.put(f"g/v1/files/{bad}", b"planted")  # what the download would fetch
+    manifest = {**entry.__dict__, "files": files}
+    registry.storage.put("g/v1/manifest.json", json.dumps(manifest).encode())
+    cache = tmp_path / "cache"
+    with pytest.raises(RegistryError, match="unsafe file path"):
+        registry.download("g", 1, cache)
+    assert not (tmp_path / "outside.txt").exists()
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_a_manifest_of_another_version_is_refused(
+    registry: AdapterRegistry, tmp_path: Path
+) -> None:
+    """The manifest's own name makes the cache folder's name: ``../x`` there escapes too."""
+    entry = registry.publish("g", _adapter(tmp_path / "a", "one"), "m")
+    manifest = {**entry.__dict__, "name": "../../escaped"}
+    registry.storage.put("g/v1/manifest.json", json.dumps(manifest).encode())
+    with pytest.raises(RegistryError, match="describes"):
+        registry.download("g", 1, tmp_path / "cache" / "inner")
+    assert not list(tmp_path.glob("escaped*"))
+
+
+class _InStep:
+    """Storage whose file reads wait for each other: two downloads go file by file in step."""
+
+    def __init__(self, storage: Storage, parties: int) -> None:
+        self.storage = storage
+        self.barrier = threading.Barrier(parties, timeout=30)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.storage.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        if "/files/" in key:
+            self.barrier.wait()
+        return self.storage.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.storage.exists(key)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.storage.list(prefix)
+
+
+def test_concurrent_downloads_of_one_version_do_not_mix(
+    registry: AdapterRegistry, tmp_path: Path
+) -> None:
+    registry.publish("g", _adapter(tmp_path / "a", "one"), "m")
+    in_step = AdapterRegistry(_InStep(registry.storage, 2))
+    cache = tmp_path / "cache"
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            results.append(in_step.download("g", 1, cache))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=download) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len(results) == 2 and results[0] == results[1]
+    assert json.loads((results[0] / "adapter_config.json").read_text())["marker"] == "one"
+    assert [p.name for p in cache.iterdir()] == [results[0].name]  # no temporary folder left
+
+
+def test_a_failed_download_leaves_nothing_behind(registry: AdapterRegistry, tmp_path: Path) -> None:
+    registry.publish("g", _adapter(tmp_path / "a", "one"), "m")
+    registry.storage.put("g/v1/files/adapter_model.safetensors", b"tampered")
+    cache = tmp_path / "cache"
+    with pytest.raises(RegistryError, match="does not match"):
+        registry.download("g", 1, cache)
+    assert list(cache.iterdir()) == []
