@@ -89,9 +89,9 @@ def build_predictor(settings: Settings) -> Stage:
     )
     return PredictorStage(
         LlmOptionScorer(lm, cfg.decoding),
-        resolve_adapter=watcher.start().resolve,
         default_adapter=cfg.default_adapter,
         task_adapters=cfg.task_adapters,
+        adapters=watcher.start(),  # not ready before the announced adapters are loaded
     )
 
 

@@ -65,3 +65,13 @@ ADAPTER_VERSION = Gauge(
     "Version number each adapter name is served at by this predictor (absent: base model).",
     ["adapter"],
 )
+ADAPTER_LOAD_FAILURES = Counter(
+    "caslie_adapter_load_failures_total",
+    "Failed attempts to download or load an announced adapter version (retried with backoff).",
+    ["adapter"],
+)
+ADAPTER_WATCHER_ERRORS = Counter(
+    "caslie_adapter_watcher_errors_total",
+    "Errors of the predictor's adapter watcher: transient (retried) or fatal (the stage stops).",
+    ["kind"],
+)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 from schemas.base import now
 from schemas.records import EnrichedRecord, Prediction, TraceEntry
@@ -23,6 +25,22 @@ FAILED = "#failed"
 AdapterResolver = Callable[[str], str | None]
 
 
+class AdapterSource(Protocol):
+    """Where the loaded adapters come from (:class:`~workers.adapters.AdapterWatcher`)."""
+
+    def resolve(self, name: str) -> str | None: ...
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """Held by a batch: the versions it resolved stay loaded until it is done."""
+        ...
+
+    def ready(self, timeout: float) -> bool: ...
+
+    def check(self) -> None:
+        """Raise :class:`~streams.stage.FatalStageError` once the source failed."""
+        ...
+
+
 def latencies(timestamps: dict[str, float]) -> dict[str, float]:
     """Seconds each stage took, from consecutive stage timestamps."""
     out: dict[str, float] = {}
@@ -38,6 +56,10 @@ def latencies(timestamps: dict[str, float]) -> dict[str, float]:
 
 
 class PredictorStage:
+    """enriched -> predictions. With ``adapters`` it is a warming stage: not ready before
+    the announced adapters are loaded, and it stops (FatalStageError) once their source
+    failed; without, ``resolve_adapter`` picks the adapter."""
+
     name = STAGE
     input_topics = ("enriched",)
 
@@ -48,9 +70,11 @@ class PredictorStage:
         default_adapter: str = "generalist",
         task_adapters: dict[str, str] | None = None,
         extra_models: Sequence[str] = (),
+        adapters: AdapterSource | None = None,
     ) -> None:
         self.scorer = scorer
-        self.resolve_adapter = resolve_adapter
+        self.adapters = adapters
+        self.resolve_adapter = adapters.resolve if adapters is not None else resolve_adapter
         self.default_adapter = default_adapter
         self.task_adapters = task_adapters or {}
         self.extra_models = list(extra_models)
@@ -59,7 +83,17 @@ class PredictorStage:
         wanted = record.adapter or self.task_adapters.get(record.task) or self.default_adapter
         return None if wanted == "base" else self.resolve_adapter(wanted)
 
+    def ready(self, timeout: float) -> bool:
+        return self.adapters is None or self.adapters.ready(timeout)
+
     def process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
+        if self.adapters is None:
+            return self._process(batch)
+        self.adapters.check()
+        with self.adapters.pinned():
+            return self._process(batch)
+
+    def _process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
         records = [item.value for item in batch]
         groups: dict[str | None, list[int]] = defaultdict(list)
         for i, record in enumerate(records):
