@@ -77,7 +77,7 @@ def test_predictor_switches_versions_under_load(kafka_settings: Settings, tmp_pa
 
     lm = CausalLM("smollm2", CACHE, private=True)
     watcher = AdapterWatcher(settings, lm, registry, tmp_path / "adapter-cache").start()
-    stage = PredictorStage(LlmOptionScorer(lm), resolve_adapter=watcher.resolve)
+    stage = PredictorStage(LlmOptionScorer(lm), adapters=watcher)
     runner = StageRunner(stage, settings, group_id="g-predictor")
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop,))
@@ -114,6 +114,7 @@ def test_predictor_switches_versions_under_load(kafka_settings: Settings, tmp_pa
         order = {"base": 0, v1.ref: 1, v2.ref: 2}
         assert [order[a] for a in adapters] == sorted(order[a] for a in adapters)
         assert all(p.trace[-1].detail == p.adapter for p in predictions if p.adapter != "base")
+        assert lm.adapters == {v2.ref}  # v1 was unloaded after the switch
 
         # rolling back is one command: the predictor follows the announcement
         registry.set_current("generalist", 2)
@@ -123,6 +124,16 @@ def test_predictor_switches_versions_under_load(kafka_settings: Settings, tmp_pa
         while watcher.resolve("generalist") != v1.ref and time.monotonic() < deadline:
             time.sleep(0.2)
         assert watcher.resolve("generalist") == v1.ref
+        assert lm.adapters == {v1.ref}
+
+        # a restarted predictor loads only the version announced last, before it is ready
+        fresh = CausalLM("smollm2", CACHE, private=True)
+        restarted = AdapterWatcher(settings, fresh, registry, tmp_path / "adapter-cache").start()
+        try:
+            assert restarted.ready(120)
+            assert fresh.adapters == {v1.ref}
+        finally:
+            restarted.stop.set()
     finally:
         stop.set()
         watcher.stop.set()

@@ -76,6 +76,11 @@ class VllmOptionScorer:
         if ref not in self._adapters:
             self._adapters[ref] = LoRARequest(ref, next(self._ids), str(path))
 
+    def unload_adapter(self, ref: str) -> None:
+        """Forget a version: no request names it again, so vLLM's LoRA cache (``max_loras``
+        slots, least recently used first) evicts it."""
+        self._adapters.pop(ref, None)
+
     def _params(self, labels: Sequence[str]) -> Any:
         vllm = self._vllm
         sampling = vllm.SamplingParams
