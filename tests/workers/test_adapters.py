@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from schemas import EnrichedRecord
 from schemas.tasks.catalog import SA_OPTIONS
+from streams.clients import make_consumer
 from streams.config import Settings
 from streams.stage import Emit, FatalStageError, Inbound
 from training.registry import AdapterRegistry, AdapterVersion
@@ -300,3 +301,35 @@ def test_an_error_in_the_watcher_thread_stops_the_stage(
     _wait_for(lambda: watcher._error is not None)
     with pytest.raises(FatalStageError, match="RuntimeError: engine gone"):
         stage.process([_request("r", "e")])
+
+
+class _Unreachable:
+    """A consumer whose broker does not answer (its metadata request times out)."""
+
+    def list_topics(self, *args: object, **kwargs: object) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker unreachable"))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_transient_consumer_error_is_retried(
+    kafka_settings: Settings,
+    registry: AdapterRegistry,
+    tmp_path: Path,
+    watchers: list[AdapterWatcher],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumers: list[object] = [_Unreachable(), _Unreachable()]
+    monkeypatch.setattr(
+        "workers.adapters.make_consumer",
+        lambda *args, **kwargs: consumers.pop(0) if consumers else make_consumer(*args, **kwargs),
+    )
+    announce(kafka_settings, _publish(registry, tmp_path, "t"))
+    before = _count("caslie_adapter_watcher_errors_total", {"kind": "transient"})
+    watcher = _watch(kafka_settings, _Model(), registry, tmp_path, watchers)
+    assert watcher.ready(60)
+    assert watcher.resolve("t") == "t@v1"
+    assert _count("caslie_adapter_watcher_errors_total", {"kind": "transient"}) == before + 2
