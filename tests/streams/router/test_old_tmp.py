@@ -1,5 +1,7 @@
-from tests.streams.router.test_stages import _router, _inbound, _outputs
 from schemas.events import ReviewEvent
+from tests.streams.router.test_stages import _inbound, _outputs, _router
+
+
 def test_follower_replay_loses_no_review() -> None:
     router, _, tables = _router(recent_reviews=5)
     r = [ReviewEvent(review_id=f"rv{i}", product_id="p1", text=f"t{i}") for i in (1, 2, 3)]
