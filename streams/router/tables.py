@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from pydantic import BaseModel
 
 from streams.clients import make_consumer
@@ -163,13 +163,15 @@ class TableFollower:
             self._thread.join(timeout)
         self.store.close()
 
-    def _start_positions(self, consumer: object, tps: list[TopicPartition]) -> set[tuple[str, int]]:
+    def _start_positions(
+        self, consumer: Consumer, tps: list[TopicPartition]
+    ) -> set[tuple[str, int]]:
         """Set each partition's start offset from the checkpoint; the partitions to read up
         to their end before the tables count as restored."""
         saved = self.store.positions()
         marks = {}
         for tp in tps:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)  # type: ignore[attr-defined]
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
             marks[(tp.topic, tp.partition)] = (low, high)
         stale = [
             f"{t}[{p}]@{saved[(t, p)]} (topic holds {low}..{high})"
