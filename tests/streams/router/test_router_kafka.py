@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -95,7 +95,9 @@ def _changelog(settings: Settings, logical: str, count: int) -> list[tuple[bytes
     return found
 
 
-def _send(settings: Settings, logical: str, records: list[tuple[str | None, bytes | None]]) -> None:
+def _send(
+    settings: Settings, logical: str, records: Sequence[tuple[str | None, bytes | None]]
+) -> None:
     producer = make_producer(settings)
     for key, value in records:
         producer.produce(
