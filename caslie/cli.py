@@ -289,28 +289,43 @@ def bench(
     work_dir: Annotated[
         Path | None, typer.Option(help="Images, worker logs (default: a temporary folder).")
     ] = None,
+    catalog_products: Annotated[
+        int | None,
+        typer.Option(
+            help="Products of the catalog section (default 1,000,000; --quick 20,000; 0: skip).",
+            min=0,
+        ),
+    ] = None,
+    only_catalog: Annotated[
+        bool, typer.Option("--only-catalog", help="Run the catalog section alone (no models).")
+    ] = False,
 ) -> None:
     """Measure what the Kafka pipeline costs next to calling the stages in-process, batched
     voting against the authors' one-at-a-time generation, batch sizes, the Kafka layer alone
-    and peak memory. Every comparison runs in this one invocation, on the same inputs.
+    and peak memory, and the router's state at catalog scale. Every comparison runs in this
+    one invocation, on the same inputs.
 
     Exit code 0 when the report was written (goals met or not: see its "goals"), 4 when the
     broker or a worker could not be reached in time.
     """
+    import dataclasses
     import tempfile
 
     import orjson
     from rich.console import Console
 
     from caslie.bench.report import markdown
-    from caslie.bench.run import BenchPlan, run_bench
+    from caslie.bench.run import BenchPlan, run_bench, run_catalog_bench
 
     settings = _settings(ctx)
     plan = BenchPlan.quick() if quick else BenchPlan.full()
+    if catalog_products is not None:
+        plan = dataclasses.replace(plan, catalog_products=catalog_products)
     console = Console()
     with tempfile.TemporaryDirectory(prefix="caslie-bench-") as tmp:
         try:
-            report = run_bench(settings, plan, external, work_dir or Path(tmp), console)
+            run = run_catalog_bench if only_catalog else run_bench
+            report = run(settings, plan, external, work_dir or Path(tmp), console)
         except TimeoutError as exc:
             console.print(f"[red]bench: {exc}[/]")
             raise typer.Exit(ExitCode.UNAVAILABLE) from None

@@ -1,11 +1,16 @@
-"""Bytes on a topic -> validated model, with a precise reason when that fails."""
+"""Bytes on a topic -> validated model, with a precise reason when that fails.
+
+A record without a value (a Kafka tombstone: the delete of its key in a compacted topic)
+decodes as :data:`TOMBSTONE` on the topics where it means a delete (:data:`TOMBSTONE_TOPICS`)
+and is refused elsewhere. :func:`encode_value` turns a tombstone back into a null value.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.dlq import ErrorKind
 from schemas.registry import validate
@@ -15,10 +20,33 @@ from streams.exceptions import DecodeFailure
 #: Records larger than this are refused before parsing.
 MAX_RECORD_BYTES = 1_000_000
 _TASK_CODES = {code.value for code in TaskCode}
+#: Topics on which a record without a value deletes its key.
+TOMBSTONE_TOPICS = frozenset({"catalog", "router.products", "router.reviews"})
+#: Changelogs that the router writes: JSON ``null`` there is a tombstone too (what
+#: :func:`encode` makes of one, for a producer that cannot send a null value).
+_CHANGELOGS = frozenset({"router.products", "router.reviews"})
+
+
+class Tombstone(BaseModel):
+    """A record without a value: the delete of its key."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+TOMBSTONE = Tombstone()
 
 
 def encode(record: BaseModel) -> bytes:
+    """The record as JSON (a tombstone as JSON ``null``: use :func:`encode_value` to send a
+    real null value)."""
+    if isinstance(record, Tombstone):
+        return b"null"
     return orjson.dumps(record.model_dump(mode="json", exclude_none=True))
+
+
+def encode_value(record: BaseModel) -> bytes | None:
+    """The value to produce: ``None`` (a Kafka tombstone) for a :class:`Tombstone`."""
+    return None if isinstance(record, Tombstone) else encode(record)
 
 
 def decode_json(raw: bytes | None, max_bytes: int = MAX_RECORD_BYTES) -> Any:
@@ -49,8 +77,13 @@ def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
 
 
 def decode(raw: bytes | None, logical_topic: str, max_bytes: int = MAX_RECORD_BYTES) -> BaseModel:
-    """Bytes -> the topic's model; raises :class:`DecodeFailure` with the error kind."""
+    """Bytes -> the topic's model (:data:`TOMBSTONE` for a null value on one of
+    :data:`TOMBSTONE_TOPICS`); raises :class:`DecodeFailure` with the error kind."""
+    if raw is None and logical_topic in TOMBSTONE_TOPICS:
+        return TOMBSTONE
     obj = decode_json(raw, max_bytes)
+    if obj is None and logical_topic in _CHANGELOGS:
+        return TOMBSTONE
     if logical_topic == "queries" and isinstance(obj, dict):
         task = obj.get("task")
         if not isinstance(task, str) or task not in _TASK_CODES:

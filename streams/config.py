@@ -62,6 +62,14 @@ class RouterSettings(_Section):
     auto_cc: bool = False
     #: Emit an SA request for every new review.
     auto_sa: bool = False
+    #: This replica's RocksDB folder (tables + changelog checkpoint); one folder per replica,
+    #: kept across restarts so a restart replays only what changed. Unset: a folder per topic
+    #: prefix under ``cache_dir``/router-state.
+    state_dir: Path | None = None
+    #: RocksDB block cache, in MiB; the write buffers are charged to it (the state's memory).
+    state_cache_mb: int = Field(default=64, ge=8)
+    #: RocksDB write buffers (memtables) of all tables together, in MiB.
+    state_write_buffer_mb: int = Field(default=16, ge=2)
 
 
 class ImageSettings(_Section):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from caslie.bench import catalog
+
 
 def _f(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def markdown(report: dict[str, Any]) -> str:
+    if "pipeline" not in report:  # the catalog section alone
+        section = catalog.markdown(report["catalog"]) if "catalog" in report else ["Skipped."]
+        return "\n".join([f"# caslie bench: catalog ({report['started_at']})", "", *section])
     m = report["machine"]
     inproc, pipe = report["in_process"], report["pipeline"]
     load = pipe["fixed_load"]
@@ -100,5 +105,7 @@ def markdown(report: dict[str, Any]) -> str:
         ", ".join(f"{s} {v:.0f}" for s, v in mem.items())
         + f"; all three stages in one process {inproc['bench_process_peak_rss_mb']:.0f}."
     )
+    if "catalog" in report:
+        lines += ["", *catalog.markdown(report["catalog"])]
     lines += ["", "## GPU", "", report["gpu"].get("skipped") or f"Device: {report['gpu']}", ""]
     return "\n".join(lines)

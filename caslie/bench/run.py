@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from caslie.bench import batching, kafka_layer, pipeline, voting
+from caslie.bench import batching, catalog, kafka_layer, pipeline, voting
 from caslie.bench.inprocess import Stages, run_chain, run_stage
 from caslie.bench.workers import WorkerProcesses
 from caslie.bench.workload import build_workload
@@ -43,14 +43,15 @@ class BenchPlan:
     batching_records: int
     kafka_records: int
     timeout_s: float = 900
+    catalog_products: int = 0  # products of the router-state section (0: skipped)
 
     @classmethod
     def quick(cls) -> BenchPlan:
-        return cls(5, 14, 0.5, 21, (1, 4, 16), 16, 1000)
+        return cls(5, 14, 0.5, 21, (1, 4, 16), 16, 1000, catalog_products=20_000)
 
     @classmethod
     def full(cls) -> BenchPlan:
-        return cls(40, 56, 0.5, 70, (1, 4, 16, 32), 64, 5000)
+        return cls(40, 56, 0.5, 70, (1, 4, 16, 32), 64, 5000, catalog_products=1_000_000)
 
 
 @contextlib.contextmanager
@@ -80,6 +81,46 @@ def machine() -> dict[str, Any]:
         meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0]
         info["memory_kb"] = int(meminfo.split()[1])
     return info
+
+
+def _catalog_section(
+    settings: Settings,
+    plan: BenchPlan,
+    prefix: str,
+    work_dir: Path,
+    console: Console,
+    report: dict[str, Any],
+) -> None:
+    if plan.catalog_products <= 0:
+        return
+    console.print(f"[bold]catalog[/]: router state with {plan.catalog_products} products")
+    catalog_settings = settings.model_copy(update={"topic_prefix": f"{prefix}catalog."})
+    create_topics(catalog_settings)
+    report["catalog"] = catalog.measure(
+        catalog_settings, plan.catalog_products, work_dir / "catalog", plan.timeout_s
+    )
+
+
+def run_catalog_bench(
+    settings: Settings, plan: BenchPlan, external: bool, work_dir: Path, console: Console
+) -> dict[str, Any]:
+    """The catalog section alone (no models, and no torch import: its memory would count in
+    the resident memory measured). The embedded broker's watermarks do not match the offsets
+    it hands out, so a restart there rebuilds: measure restarts with ``--external``."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    report: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "plan": plan.__dict__,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "broker": "external" if external else "embedded (tansu, memory storage)",
+    }
+    with _broker(settings, external, work_dir) as settings:
+        wait_for_broker(settings, timeout=30)
+        prefix = f"bench-{uuid.uuid4().hex[:6]}."
+        _catalog_section(settings, plan, prefix, work_dir, console, report)
+    report["wall_s"] = time.perf_counter() - began
+    return report
 
 
 def run_bench(
@@ -158,6 +199,7 @@ def run_bench(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         )
         del stages  # the pipeline's workers load their own
+        _catalog_section(settings, plan, prefix, work_dir, console, report)
 
         console.print("[bold]pipeline[/]: router and workers as processes")
         workers = WorkerProcesses(settings, PIPELINE_STAGES, work_dir / "logs").start()

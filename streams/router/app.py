@@ -8,9 +8,10 @@ from streams.stage import Stage
 
 
 def build_router(settings: Settings) -> list[Stage]:
-    """The router's stages; their tables start following the changelogs at once, and each
-    stage reports ready (:class:`~streams.stage.WarmingStage`) once they are restored."""
-    tables = RouterTables()
+    """The router's stages; their tables (this replica's state folder) start following the
+    changelogs at once, and each stage reports ready (:class:`~streams.stage.WarmingStage`)
+    once they are restored."""
+    tables = RouterTables.open(settings)
     follower = tables.follower(settings).start()
     return [
         RouterStage(tables, follower, settings.router),

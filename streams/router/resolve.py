@@ -37,6 +37,30 @@ class MissingData(Exception):
         self.what = what
 
 
+def stored_product(product: ProductEvent) -> ProductEvent:
+    """What resolution reads of a product, the only part the router keeps: title, category
+    and brand (SR's judge slot), the first image (one slot per product). The description and
+    the category options (read from the incoming event by auto-CC only) are dropped."""
+    return ProductEvent(
+        product_id=product.product_id,
+        title=product.title,
+        category=product.category,
+        brand=product.brand,
+        images=product.images[:1],
+    )
+
+
+def stored_review(review: ReviewEvent) -> ReviewEvent:
+    """What resolution reads of a review: its id, its text (AP's document, SA's input, whole:
+    the prompts do not cut it) and its first image."""
+    return ReviewEvent(
+        review_id=review.review_id,
+        product_id=review.product_id,
+        text=review.text,
+        images=review.images[:1],
+    )
+
+
 def _item_text(product: ProductEvent) -> str:
     """SR's ``{title, category, brand}`` judge slot."""
     return ", ".join(p for p in (product.title, product.category, product.brand) if p)

@@ -12,26 +12,28 @@ Each input record is handled on its own: a failure rejects that record alone (DL
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.base import now
 from schemas.dlq import ErrorKind
 from schemas.events import ProductEvent, QueryEvent, ReviewEvent
 from schemas.records import TaskRequest
 from schemas.router import RecentReviews, WaitingQuery
-from streams.codec import decode, encode
+from streams.codec import TOMBSTONE, Tombstone, decode
 from streams.config import RouterSettings, Settings
 from streams.router.resolve import (
     MissingData,
     cc_request_for_product,
     resolve,
     sa_request_for_review,
+    stored_product,
+    stored_review,
 )
-from streams.router.tables import Table, TableFollower
+from streams.router.store import StateStore
+from streams.router.tables import Table, TableFollower, state_dir
 from streams.stage import Emit, Inbound, Output, Reject, Result
 
 log = logging.getLogger(__name__)
@@ -39,14 +41,18 @@ STAGE = "router"
 WAITING_STAGE = "router.waiting"
 
 
-@dataclass
 class RouterTables:
-    products: Table[ProductEvent] = field(
-        default_factory=lambda: Table("router.products", lambda p: not p.deleted)
-    )
-    reviews: Table[RecentReviews] = field(
-        default_factory=lambda: Table("router.reviews", lambda r: bool(r.reviews))
-    )
+    """The products and recent reviews of one replica, over its state store."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.products: Table[ProductEvent] = Table("router.products", ProductEvent, store)
+        self.reviews: Table[RecentReviews] = Table("router.reviews", RecentReviews, store)
+
+    @classmethod
+    def open(cls, settings: Settings) -> RouterTables:
+        """Tables over this replica's state folder (:func:`~streams.router.tables.state_dir`)."""
+        return cls(StateStore.open(state_dir(settings), settings.router))
 
     def product(self, product_id: str) -> ProductEvent | None:
         return self.products.get(product_id)
@@ -57,7 +63,8 @@ class RouterTables:
 
     def follower(self, settings: Settings) -> TableFollower:
         """A follower that keeps these tables up to date from their changelogs."""
-        return TableFollower(settings, {t.logical_topic: t for t in (self.products, self.reviews)})
+        tables: dict[str, Table[Any]] = {t.logical_topic: t for t in (self.products, self.reviews)}
+        return TableFollower(settings, self.store, tables)
 
 
 def _request_output(request: TaskRequest) -> Output:
@@ -124,34 +131,50 @@ class RouterStage(_Resolving):
 
     def handle(self, item: Inbound) -> Result:
         match item.value:
+            case Tombstone():
+                return self._on_delete(item)
+            case ProductEvent(deleted=True) as product:  # the older form of a delete
+                return self._on_delete(item, product.product_id)
             case ProductEvent() as product:
-                return self._on_product(product)
+                return self._on_product(item, product)
             case ReviewEvent() as review:
-                return self._on_review(review)
+                return self._on_review(item, review)
             case query:
                 return self._on_query(item, query)  # type: ignore[arg-type]
 
-    def _on_product(self, product: ProductEvent) -> Result:
+    def _on_delete(self, item: Inbound, product_id: str | None = None) -> Result:
+        if product_id is None:
+            if not item.key:
+                return Reject(ErrorKind.SCHEMA, "a catalog tombstone needs the product id as key")
+            product_id = item.key.decode("utf-8", "replace")
+        token = _token(item, f"{product_id}:deleted")
+        self.tables.products.put(product_id, None, token)
+        return Emit([Output("router.products", product_id, TOMBSTONE, token)])
+
+    def _on_product(self, item: Inbound, product: ProductEvent) -> Result:
         pid = product.product_id
-        outputs = [Output("router.products", pid, product, f"{pid}:product:{_digest(product)}")]
+        token = _token(item, f"{pid}:product")
+        kept = stored_product(product)
+        outputs = [Output("router.products", pid, kept, token)]
         is_new = self.tables.product(pid) is None
-        if not product.deleted and is_new and self.settings.auto_cc:
+        if is_new and self.settings.auto_cc:
             request = cc_request_for_product(product)
             if request is not None:
                 outputs.append(_request_output(request))
-        self.tables.products.put(pid, product)  # last: nothing above may fail after it
+        self.tables.products.put(pid, kept, token)  # last: nothing above may fail after it
         return Emit(outputs)
 
-    def _on_review(self, review: ReviewEvent) -> Result:
+    def _on_review(self, item: Inbound, review: ReviewEvent) -> Result:
         pid = review.product_id
         kept = [r for r in self.tables.reviews_of(pid) if r.review_id != review.review_id]
         recent = RecentReviews(
-            product_id=pid, reviews=[*kept, review][-self.settings.recent_reviews :]
+            product_id=pid, reviews=[*kept, stored_review(review)][-self.settings.recent_reviews :]
         )
-        outputs = [Output("router.reviews", pid, recent, f"{pid}:reviews:{review.review_id}")]
+        token = _token(item, f"{pid}:reviews:{review.review_id}")
+        outputs = [Output("router.reviews", pid, recent, token)]
         if self.settings.auto_sa:
             outputs.append(_request_output(sa_request_for_review(review)))
-        self.tables.reviews.put(pid, recent)
+        self.tables.reviews.put(pid, recent, token)
         return Emit(outputs)
 
     def _on_query(self, item: Inbound, query: QueryEvent) -> Result:
@@ -184,6 +207,7 @@ class WaitingStage(_Resolving):
         return self.resolve_or_wait(query, waiting)  # type: ignore[arg-type]
 
 
-def _digest(product: ProductEvent) -> str:
-    """Identifies one version of a product: repeats of the same upsert share a dedupe id."""
-    return hashlib.sha256(encode(product)).hexdigest()[:16]
+def _token(item: Inbound, what: str) -> str:
+    """The dedupe id of a table change: the same for a redelivery of its input record, unique
+    per input record otherwise (the follower matches the local overlay on it)."""
+    return f"{what}@{item.partition}:{item.offset}"

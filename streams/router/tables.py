@@ -1,27 +1,35 @@
-"""The router's tables: in-memory maps that every replica rebuilds from compacted topics.
+"""The router's tables: a RocksDB store per replica that follows the changelog topics.
 
 The router writes each change of a table to its changelog topic (``router.products``,
 ``router.reviews``) as an ordinary output, so in exactly-once mode the change commits in the
 same transaction as the requests it caused and the input offsets. A follower thread reads
-every partition of the changelogs (``read_committed``) from the beginning and keeps reading:
-each replica sees the whole catalog, whichever partitions of the inputs it owns.
+every partition of the changelogs (``read_committed``) and is the store's only writer: each
+replica holds the whole catalog (a global table), whichever input partitions it owns. It
+writes each batch of records together with the position it reached per partition
+(:mod:`streams.router.store`), so a restart resumes there instead of at offset 0; a state
+folder that is missing, unreadable or ahead of its topics is rebuilt from the beginning.
 
-A replica also applies its own changes at once (:meth:`Table.put`), so a query right behind
-its product in the same batch resolves. The follower applies the same changes again when it
-reads them; while it lags, an older value it reads can briefly replace a newer local one
-until it reaches the newer record. Changes of an aborted transaction never reach the
-follower, and the process that applied them locally stops (the runner exits on an aborted
-transaction) and rebuilds.
+A replica's own changes must be visible at once (a query right behind its product in the
+same batch resolves; a review appends to the reviews it just wrote), before the follower
+reads them back. :meth:`Table.put` keeps such a change in a small overlay with a token (the
+change's dedupe id, unique per input record); reads prefer the overlay, and the follower drops
+an entry only when it applies the record carrying that same token, so an older record it
+applies meanwhile never hides a newer local change (no lost update). The overlay holds what
+the follower has not read yet, nothing more. Changes of an aborted transaction never reach the
+follower, and the process that made them stops (the runner exits on an aborted transaction),
+losing its overlay with them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Generic, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from pydantic import BaseModel
 
 from streams.clients import make_consumer
@@ -29,48 +37,110 @@ from streams.codec import decode
 from streams.config import Settings
 from streams.exceptions import DecodeFailure, StreamError
 from streams.lag import partitions
+from streams.router.store import Change, StateStore
+from streams.runner import DEDUPE_HEADER
 from streams.topics import logical_name, topic_name
 
 log = logging.getLogger(__name__)
 V = TypeVar("V", bound=BaseModel)
+#: Records applied per store write.
+_BATCH = 2000
+
+
+def state_dir(settings: Settings) -> Path:
+    """This replica's state folder: ``router.state_dir``, else one per topic prefix in the
+    cache folder."""
+    if settings.router.state_dir is not None:
+        return settings.router.state_dir
+    return settings.cache_dir / "router-state" / (settings.topic_prefix.rstrip(".") or "default")
 
 
 class Table(Generic[V]):
-    """A thread-safe map from key to the latest value; ``None`` removes the key."""
+    """A view of one table of the store, with this replica's not yet followed changes on top;
+    ``None`` is an absent (deleted) key."""
 
-    def __init__(self, logical_topic: str, keep: Callable[[V], bool]) -> None:
+    def __init__(self, logical_topic: str, model: type[V], store: StateStore) -> None:
         self.logical_topic = logical_topic
-        #: Values that fail this (a deleted product, say) remove their key.
-        self._keep = keep
-        self._data: dict[str, V] = {}
+        self._model = model
+        self._store = store
+        self._overlay: dict[str, tuple[V | None, str]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> V | None:
         with self._lock:
-            return self._data.get(key)
+            if key in self._overlay:
+                return self._overlay[key][0]
+        raw = self._store.get(self.logical_topic, key)
+        if raw is None:
+            return None
+        try:
+            value = decode(raw, self.logical_topic)
+        except DecodeFailure as exc:  # only the router writes there; say so, don't stop
+            log.warning("%s: unreadable stored record of %s ignored: %s", self, key, exc.message)
+            return None
+        return value if isinstance(value, self._model) else None
 
-    def put(self, key: str, value: V) -> None:
+    def put(self, key: str, value: V | None, token: str) -> None:
+        """This replica's change, visible at once; ``token``: the dedupe id of the changelog
+        record that carries it."""
         with self._lock:
-            if self._keep(value):
-                self._data[key] = value
-            else:
-                self._data.pop(key, None)
+            self._overlay[key] = (value, token)
 
-    def __len__(self) -> int:
+    def followed(self, key: str, token: str | None) -> None:
+        """The follower applied the record of ``key`` with this dedupe id to the store."""
         with self._lock:
-            return len(self._data)
+            entry = self._overlay.get(key)
+            if entry is not None and entry[1] == token:
+                del self._overlay[key]
+
+    @property
+    def pending(self) -> int:
+        """Local changes the follower has not read back yet."""
+        with self._lock:
+            return len(self._overlay)
+
+    def __str__(self) -> str:
+        return self.logical_topic
+
+
+def stored_value(logical_topic: str, value: bytes | None) -> bytes | None:
+    """A changelog record's value as the store keeps it: ``None`` deletes the key (a null
+    value, JSON ``null``, or the older ``{"deleted": true}`` product)."""
+    if value is None or value == b"null":
+        return None
+    if logical_topic == "router.products" and b'"deleted"' in value:
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value  # kept; reading it says why it is unreadable
+        if isinstance(obj, dict) and obj.get("deleted") is True:
+            return None
+    return value
+
+
+def _dedupe_id(msg: Message) -> str | None:
+    for header in msg.headers() or []:
+        if header[0] == DEDUPE_HEADER and isinstance(header[1], bytes):
+            return header[1].decode("utf-8", "replace")
+    return None
 
 
 class TableFollower:
-    """Reads the changelogs of ``tables`` into them; :meth:`restored` is set once every
+    """Reads the changelogs of ``tables`` into ``store``; :meth:`restored` is set once every
     partition was read to its end (the last committed record) after the start."""
 
-    def __init__(self, settings: Settings, tables: Mapping[str, Table[Any]]) -> None:
+    def __init__(
+        self, settings: Settings, store: StateStore, tables: Mapping[str, Table[BaseModel]]
+    ) -> None:
         self.settings = settings
+        self.store = store
         self.tables = dict(tables)
         self.restored = threading.Event()
+        #: Records applied since the start, and whether the start was a rebuild from offset 0.
+        self.applied = 0
+        self.cold = False
+        self._stop = threading.Event()
         self._error: BaseException | None = None
-        #: A daemon: it follows for as long as the process lives.
         self._thread = threading.Thread(target=self._follow, name="router-tables", daemon=True)
 
     def start(self) -> TableFollower:
@@ -85,8 +155,49 @@ class TableFollower:
             raise StreamError(f"reading the router's tables failed: {self._error}")
         return restored
 
+    def close(self, timeout: float = 30) -> None:
+        """Stop following and close the store (the process may also just end: every write
+        is in RocksDB's log)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.store.close()
+
+    def _start_positions(
+        self, consumer: Consumer, tps: list[TopicPartition]
+    ) -> set[tuple[str, int]]:
+        """Set each partition's start offset from the checkpoint; the partitions to read up
+        to their end before the tables count as restored."""
+        saved = self.store.positions()
+        marks = {}
+        for tp in tps:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            marks[(tp.topic, tp.partition)] = (low, high)
+        stale = [
+            f"{t}[{p}]@{saved[(t, p)]} (topic holds {low}..{high})"
+            for (t, p), (low, high) in marks.items()
+            if (t, p) in saved and not low <= saved[(t, p)] <= high
+        ]
+        if stale or not saved:
+            reason = f"checkpoint outside its topic: {', '.join(stale)}" if stale else "empty"
+            log.info("router state in %s: %s; rebuilding from offset 0", self.store.path, reason)
+            if saved:
+                self.store.clear()
+            saved = {}
+            self.cold = True
+        else:
+            log.info("router state in %s: resuming from its checkpoint", self.store.path)
+        for tp in tps:
+            tp.offset = saved.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        return {
+            where
+            for where, (low, high) in marks.items()
+            if saved.get(where, low) < high and high > low
+        }
+
     def _follow(self) -> None:
-        consumer = make_consumer(self.settings, None, **{"enable.partition.eof": True})
+        extra = {"enable.partition.eof": True, "queued.max.messages.kbytes": 16384}
+        consumer = make_consumer(self.settings, None, **extra)
         try:
             tps = []
             for logical in self.tables:
@@ -97,25 +208,27 @@ class TableFollower:
                         "(create the topics with 'caslie topics create')"
                     )
                 tps += found
-            for tp in tps:
-                tp.offset = OFFSET_BEGINNING
+            behind = self._start_positions(consumer, tps)
             consumer.assign(tps)
-            behind = {(tp.topic, tp.partition) for tp in tps}
-            while True:
-                for msg in consumer.consume(num_messages=500, timeout=0.2):
+            while not self._stop.is_set():
+                records = []
+                for msg in consumer.consume(num_messages=_BATCH, timeout=0.2):
                     err = msg.error()
-                    if err is not None and err.code() == KafkaError._PARTITION_EOF:
+                    if err is None:
+                        records.append(msg)
+                    elif err.code() == KafkaError._PARTITION_EOF:
                         behind.discard((msg.topic(), msg.partition()))
-                    elif err is not None and err.fatal():
+                    elif err.fatal():
                         raise StreamError(f"table consumer: {err}")
-                    elif err is not None:
-                        log.warning("table consumer (retried by the client): %s", err)
                     else:
-                        self._apply(msg.topic(), msg.key(), msg.value())
+                        log.warning("table consumer (retried by the client): %s", err)
+                self.apply(records)
                 if not behind and not self.restored.is_set():
                     log.info(
-                        "router tables restored: %s",
-                        ", ".join(f"{n}={len(t)}" for n, t in self.tables.items()),
+                        "router tables restored (%s, %d records read): %s",
+                        "rebuilt from offset 0" if self.cold else "from the checkpoint",
+                        self.applied,
+                        ", ".join(f"{n}~{self.store.count(n)}" for n in self.tables),
                     )
                     self.restored.set()
         except BaseException as exc:
@@ -124,15 +237,27 @@ class TableFollower:
         finally:
             consumer.close()
 
-    def _apply(self, topic: str | None, key: bytes | None, value: bytes | None) -> None:
-        assert topic is not None
-        logical = logical_name(self.settings, topic)
-        if key is None:
-            log.warning("%s: record without a key ignored", topic)
+    def apply(self, messages: Sequence[Message]) -> None:
+        """Write records to the store with the positions they reach, then drop the overlay
+        entries they carry."""
+        if not messages:
             return
-        try:
-            record = decode(value, logical)
-        except DecodeFailure as exc:  # only the router writes here; say so, don't stop
-            log.warning("%s: unreadable table record ignored: %s", topic, exc.message)
-            return
-        self.tables[logical].put(key.decode(), record)
+        changes: list[Change] = []
+        followed: list[tuple[Table[BaseModel], str, str | None]] = []
+        positions: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None and partition is not None and offset is not None
+            positions[(topic, partition)] = offset + 1
+            key, value = msg.key(), msg.value()
+            if not isinstance(key, bytes):
+                log.warning("%s: record without a key ignored", topic)
+                continue
+            logical = logical_name(self.settings, topic)
+            text = key.decode("utf-8", "replace")
+            changes.append((logical, text, stored_value(logical, value)))
+            followed.append((self.tables[logical], text, _dedupe_id(msg)))
+        self.store.write(changes, positions)
+        self.applied += len(changes)
+        for table, name, token in followed:
+            table.followed(name, token)

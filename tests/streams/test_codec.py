@@ -4,7 +4,7 @@ import pytest
 
 from schemas import ProductEvent
 from schemas.dlq import ErrorKind
-from streams.codec import decode
+from streams.codec import TOMBSTONE, decode, encode, encode_value
 from streams.exceptions import DecodeFailure
 
 
@@ -18,7 +18,8 @@ from streams.exceptions import DecodeFailure
         (b'{"request_id": "r", "task": "XYZ"}', "queries", ErrorKind.UNKNOWN_TASK),
         (b'{"request_id": "r"}', "queries", ErrorKind.UNKNOWN_TASK),
         (b'{"request_id": "r", "task": "AP", "product_id": "p"}', "queries", ErrorKind.SCHEMA),
-        (None, "catalog", ErrorKind.SCHEMA),
+        (None, "queries", ErrorKind.SCHEMA),
+        (b"null", "catalog", ErrorKind.SCHEMA),
         (b'{"a": "' + b"x" * 1_100_000 + b'"}', "catalog", ErrorKind.OVERSIZED),
     ],
 )
@@ -37,3 +38,25 @@ def test_schema_error_message_names_the_field() -> None:
 def test_decode_valid() -> None:
     product = decode(b'{"product_id": "p", "title": "t"}', "catalog")
     assert isinstance(product, ProductEvent)
+
+
+@pytest.mark.parametrize(
+    ("raw", "topic"),
+    [
+        (None, "catalog"),
+        (None, "router.products"),
+        (None, "router.reviews"),
+        (b"null", "router.products"),
+        (b"null", "router.reviews"),
+    ],
+)
+def test_a_null_value_is_a_tombstone_where_it_deletes(raw: bytes | None, topic: str) -> None:
+    assert decode(raw, topic) is TOMBSTONE
+
+
+def test_a_tombstone_encodes_as_a_null_value() -> None:
+    assert encode_value(TOMBSTONE) is None
+    assert encode(TOMBSTONE) == b"null"  # for a producer that can only send bytes
+    assert encode_value(ProductEvent(product_id="p", title="t")) == encode(
+        ProductEvent(product_id="p", title="t")
+    )

@@ -9,14 +9,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from streams.broker import free_port
-from streams.clients import make_producer
+from streams.clients import make_consumer, make_producer
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.topics import topic_name
@@ -69,7 +70,34 @@ BAD = [
 ]
 
 
-def _send(settings: Settings, logical: str, records: list[tuple[str | None, bytes]]) -> None:
+def router_alive(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is None
+
+
+def _changelog(settings: Settings, logical: str, count: int) -> list[tuple[bytes, bytes | None]]:
+    """The first ``count`` (key, value) records of a topic, nulls included."""
+    consumer = make_consumer(settings, None)
+    consumer.assign(
+        [
+            TopicPartition(topic_name(settings, logical), p, OFFSET_BEGINNING)
+            for p in range(settings.partitions)
+        ]
+    )
+    found: list[tuple[bytes, bytes | None]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                found.append((msg.key() or b"", msg.value()))
+    finally:
+        consumer.close()
+    return found
+
+
+def _send(
+    settings: Settings, logical: str, records: Sequence[tuple[str | None, bytes | None]]
+) -> None:
     producer = make_producer(settings)
     for key, value in records:
         producer.produce(
@@ -89,6 +117,8 @@ def _start_router(
     env = {
         **kafka_env,
         "CASLIE_METRICS_PORT": str(port),
+        # one replica's state folder, shared by the routers of one test (restart = resume)
+        "CASLIE_ROUTER__STATE_DIR": str(log_path.parent / "router-state"),
         **{f"CASLIE_ROUTER__{k.upper()}": v for k, v in settings.items()},
     }
     with open(log_path, "wb") as log:
@@ -291,6 +321,53 @@ def test_a_restarted_router_restores_its_tables(
         assert list(dlq) == []
     finally:
         assert _stop_router(second, second_log) == 0, second_log.read_text()[-3000:]
+
+
+def test_a_null_value_on_the_catalog_deletes_the_product(
+    kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path, router_port: int
+) -> None:
+    """A Kafka tombstone on ``catalog`` is a delete, not a DLQ record: a query for the product
+    afterwards fails as unknown, and the router's changelog gets a tombstone of its own."""
+    log_path = tmp_path / "router.log"
+    proc = _start_router(kafka_env, log_path, router_port, product_wait_s="0")
+    try:
+        _wait_ready(router_port)
+        _send(kafka_settings, "catalog", [("p1", orjson.dumps(PRODUCTS[0]))])
+        _send(kafka_settings, "catalog", [("p1", None)])
+        query = {"request_id": "after", "task": "PSI", "product_id": "p1", "query": "kettle"}
+        time.sleep(1)
+        _send(kafka_settings, "queries", [("after", orjson.dumps(query))])
+        [envelope] = [
+            orjson.loads(v)
+            for v in consume_records(
+                kafka_settings, "dlq", max_records=2, idle_timeout=15, from_beginning=True
+            )
+        ]
+        assert envelope["error_kind"] == "unknown_product", envelope
+        assert envelope["topic"].endswith(".queries")
+        assert router_alive(proc), log_path.read_text()[-3000:]
+    finally:
+        assert _stop_router(proc, log_path) == 0, log_path.read_text()[-3000:]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the runner produces encode(value), JSON null for a tombstone; a null value needs "
+    "it to produce streams.codec.encode_value(value)",
+)
+def test_the_router_writes_a_null_value_to_its_changelog_for_a_delete(
+    kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path, router_port: int
+) -> None:
+    log_path = tmp_path / "router.log"
+    proc = _start_router(kafka_env, log_path, router_port)
+    try:
+        _wait_ready(router_port)
+        _send(kafka_settings, "catalog", [("p1", orjson.dumps(PRODUCTS[0])), ("p1", None)])
+        changelog = _changelog(kafka_settings, "router.products", 2)
+        assert [key for key, _ in changelog] == [b"p1", b"p1"]
+        assert changelog[1][1] is None
+    finally:
+        assert _stop_router(proc, log_path) == 0, log_path.read_text()[-3000:]
 
 
 def test_a_router_fed_only_garbage_exits_3_at_the_dlq_limit(

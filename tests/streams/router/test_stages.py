@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Message
 from pydantic import BaseModel
 
 from schemas.base import now
 from schemas.dlq import ErrorKind
 from schemas.events import ProductEvent, ReviewEvent, parse_query
 from schemas.router import RecentReviews, WaitingQuery
-from streams.config import RouterSettings
+from streams.codec import TOMBSTONE, Tombstone, encode
+from streams.config import RouterSettings, Settings
 from streams.router.stages import RouterStage, RouterTables, WaitingStage
-from streams.router.tables import Table
+from streams.router.store import StateStore
 from streams.stage import Emit, Inbound, Output, Reject, Result, WarmingStage
 
 
@@ -32,9 +35,27 @@ class RestoredFollower:
         return self.restored.wait(timeout)
 
 
-def _inbound(topic: str, value: BaseModel, offset: int = 0) -> Inbound:
+_offsets = iter(range(10**9))
+
+
+def _inbound(topic: str, value: BaseModel, offset: int | None = None) -> Inbound:
+    """A decoded record; each one at its own offset unless told (a redelivery)."""
     raw = orjson.dumps(value.model_dump(mode="json", exclude_none=True))
-    return Inbound(f"caslie.{topic}", 0, offset, None, value, raw)
+    at = next(_offsets) if offset is None else offset
+    return Inbound(f"caslie.{topic}", 0, at, None, value, raw)
+
+
+def _changelog_record(out: Output, offset: int) -> Message:
+    """The record the follower reads back for an output of the router."""
+    value = None if isinstance(out.value, Tombstone) else encode(out.value)
+    return Message(
+        topic=f"caslie.{out.logical_topic}",
+        partition=0,
+        offset=offset,
+        key=out.key.encode(),
+        value=value,
+        headers=[("caslie-id", out.dedupe_id.encode())],
+    )
 
 
 def _product(pid: str, **extra: object) -> Inbound:
@@ -50,8 +71,12 @@ def _outputs(result: Result) -> list[Output]:
     return result.outputs
 
 
-def _router(**settings: object) -> tuple[RouterStage, WaitingStage, RouterTables]:
-    tables = RouterTables()
+def _tables(tmp_path: Path) -> RouterTables:
+    return RouterTables(StateStore(tmp_path / "state", RouterSettings()))
+
+
+def _router(tmp_path: Path, **settings: object) -> tuple[RouterStage, WaitingStage, RouterTables]:
+    tables = _tables(tmp_path)
     follower = RestoredFollower()
     config = RouterSettings.model_validate(settings)
     return (
@@ -61,8 +86,8 @@ def _router(**settings: object) -> tuple[RouterStage, WaitingStage, RouterTables
     )
 
 
-def test_a_query_right_behind_its_product_in_the_same_batch_resolves() -> None:
-    router, _, tables = _router()
+def test_a_query_right_behind_its_product_in_the_same_batch_resolves(tmp_path: Path) -> None:
+    router, _, tables = _router(tmp_path)
     results = router.process(
         [
             _product("p1", title="Steel mug"),
@@ -77,32 +102,97 @@ def test_a_query_right_behind_its_product_in_the_same_batch_resolves() -> None:
     assert tables.product("p1") is not None
 
 
-def test_auto_cc_fires_for_a_new_product_only() -> None:
-    router, _, tables = _router(auto_cc=True)
+def test_auto_cc_fires_for_a_new_product_only(tmp_path: Path) -> None:
+    router, _, tables = _router(tmp_path, auto_cc=True)
     first = router.process([_product("p1", title="Mug", category_options=["Mugs", "Cups"])])
     again = router.process([_product("p1", title="Mug 2", category_options=["Mugs", "Cups"])])
     assert [o.key for o in _outputs(first[0])] == ["p1", "auto-cc:p1"]
     assert [o.logical_topic for o in _outputs(again[0])] == ["router.products"]
     product = tables.product("p1")
     assert product is not None and product.title == "Mug 2"
-    # the two versions have different dedupe ids; a repeat of the same version the same one
+    # one dedupe id per input record: a redelivery of it has the same one
     assert _outputs(first[0])[0].dedupe_id != _outputs(again[0])[0].dedupe_id
-    repeat = router.process([_product("p1", title="Mug 2", category_options=["Mugs", "Cups"])])
-    assert _outputs(repeat[0])[0].dedupe_id == _outputs(again[0])[0].dedupe_id
+    item = _product("p1", title="Mug 3")
+    assert _outputs(router.process([item])[0]) == _outputs(router.process([item])[0])
 
 
-def test_a_deleted_product_leaves_the_table_and_its_deletion_is_logged() -> None:
-    router, _, tables = _router()
-    router.process([_product("p1", title="Mug")])
-    [result] = router.process([_product("p1", title="Mug", deleted=True)])
-    [out] = _outputs(result)
-    assert out.logical_topic == "router.products"
-    assert isinstance(out.value, ProductEvent) and out.value.deleted
-    assert tables.product("p1") is None
+def test_the_tables_keep_only_what_resolution_reads(tmp_path: Path) -> None:
+    router, _, tables = _router(tmp_path, auto_cc=True)
+    images = [{"url": f"https://cdn.example/{i}.png"} for i in range(3)]
+    [result] = router.process(
+        [
+            _product(
+                "p1",
+                title="Mug",
+                brand="Acme",
+                description="x" * 50_000,
+                images=images,
+                category_options=["Mugs", "Cups"],
+            )
+        ]
+    )
+    changelog, auto_cc = _outputs(result)
+    assert changelog.value == ProductEvent(
+        product_id="p1", title="Mug", brand="Acme", images=images[:1]
+    )
+    assert auto_cc.value.options == ["A: Mugs", "B: Cups"]  # type: ignore[attr-defined]
+    assert tables.product("p1") == changelog.value
 
 
-def test_reviews_keep_the_latest_per_product_without_repeats() -> None:
-    router, _, tables = _router(recent_reviews=2, auto_sa=True)
+def test_a_deleted_product_leaves_the_table_and_its_changelog_gets_a_tombstone(
+    tmp_path: Path,
+) -> None:
+    router, _, tables = _router(tmp_path)
+    router.process([_product("p1", title="Mug"), _product("p2", title="Cup")])
+    null = Inbound("caslie.catalog", 0, 7, b"p1", TOMBSTONE, b"")
+    older_form = _product("p2", title="Cup", deleted=True)
+    results = router.process([null, older_form])
+    for result, pid in zip(results, ("p1", "p2"), strict=True):
+        [out] = _outputs(result)
+        assert (out.logical_topic, out.key, out.value) == ("router.products", pid, TOMBSTONE)
+        assert tables.product(pid) is None
+    [keyless] = router.process([Inbound("caslie.catalog", 0, 8, None, TOMBSTONE, b"")])
+    assert isinstance(keyless, Reject) and keyless.kind == ErrorKind.SCHEMA
+
+
+def test_the_follower_replaying_an_older_change_loses_no_review(tmp_path: Path) -> None:
+    """rv1, rv2; the follower applies rv1's changelog record; rv3: all three are kept."""
+    router, _, tables = _router(tmp_path, recent_reviews=5)
+    follower = tables.follower(Settings())
+    reviews = [ReviewEvent(review_id=f"rv{i}", product_id="p1", text=f"t{i}") for i in (1, 2, 3)]
+    [[first], [second]] = [
+        _outputs(r)
+        for r in router.process([_inbound("reviews", reviews[0]), _inbound("reviews", reviews[1])])
+    ]
+    follower.apply([_changelog_record(first, 0)])
+    [[third]] = [_outputs(r) for r in router.process([_inbound("reviews", reviews[2])])]
+    assert [r.review_id for r in tables.reviews_of("p1")] == ["rv1", "rv2", "rv3"]
+    # once the follower has read everything back, the store alone holds the same
+    follower.apply([_changelog_record(second, 1), _changelog_record(third, 2)])
+    assert tables.reviews.pending == 0
+    assert [r.review_id for r in tables.reviews_of("p1")] == ["rv1", "rv2", "rv3"]
+
+
+def test_the_follower_applies_tombstones_and_the_older_delete_form(tmp_path: Path) -> None:
+    tables = _tables(tmp_path)
+    follower = tables.follower(Settings())
+    mug = Output("router.products", "p1", ProductEvent(product_id="p1", title="Mug"), "a")
+    cup = Output("router.products", "p2", ProductEvent(product_id="p2", title="Cup"), "b")
+    old = ProductEvent(product_id="p2", title="Cup", deleted=True)
+    follower.apply([_changelog_record(mug, 0), _changelog_record(cup, 1)])
+    assert tables.product("p1") is not None and tables.product("p2") is not None
+    follower.apply(
+        [
+            _changelog_record(Output("router.products", "p1", TOMBSTONE, "c"), 2),
+            _changelog_record(Output("router.products", "p2", old, "d"), 3),
+        ]
+    )
+    assert tables.product("p1") is None and tables.product("p2") is None
+    assert tables.store.positions() == {("caslie.router.products", 0): 4}
+
+
+def test_reviews_keep_the_latest_per_product_without_repeats(tmp_path: Path) -> None:
+    router, _, tables = _router(tmp_path, recent_reviews=2, auto_sa=True)
     reviews = [
         ReviewEvent(review_id=f"rv{i}", product_id="p1", text=f"review {i}") for i in (1, 2, 2, 3)
     ]
@@ -115,8 +205,8 @@ def test_reviews_keep_the_latest_per_product_without_repeats() -> None:
     assert last[1].key == "auto-sa:rv3"
 
 
-def test_a_query_for_an_unknown_product_waits_then_resolves() -> None:
-    router, waiting_stage, _ = _router(product_wait_s=30, retry_interval_s=0.05)
+def test_a_query_for_an_unknown_product_waits_then_resolves(tmp_path: Path) -> None:
+    router, waiting_stage, _ = _router(tmp_path, product_wait_s=30, retry_interval_s=0.05)
     [result] = router.process([_query(request_id="r1", task="MPC", product_id="p9", query="q")])
     [waiting] = _outputs(result)
     assert (waiting.logical_topic, waiting.key, waiting.dedupe_id) == (
@@ -138,8 +228,8 @@ def test_a_query_for_an_unknown_product_waits_then_resolves() -> None:
     assert request.logical_topic == "requests" and request.key == "r1"
 
 
-def test_a_query_past_its_deadline_is_rejected_with_how_long_it_waited() -> None:
-    router, waiting_stage, _ = _router(product_wait_s=0)
+def test_a_query_past_its_deadline_is_rejected_with_how_long_it_waited(tmp_path: Path) -> None:
+    router, waiting_stage, _ = _router(tmp_path, product_wait_s=0)
     [result] = router.process([_query(request_id="r1", task="MPC", product_id="p9", query="q")])
     assert isinstance(result, Reject) and result.kind == ErrorKind.UNKNOWN_PRODUCT
     assert "unknown product(s): p9" in result.message and "waited" in result.message
@@ -159,8 +249,10 @@ def test_a_query_past_its_deadline_is_rejected_with_how_long_it_waited() -> None
     assert "30 retries" in late.message and "caslie.queries[3]@41" in late.message
 
 
-def test_one_failing_record_is_rejected_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    router, _, tables = _router(auto_cc=True)
+def test_one_failing_record_is_rejected_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router, _, tables = _router(tmp_path, auto_cc=True)
 
     def broken(product: ProductEvent) -> None:
         if product.product_id == "p2":
@@ -179,8 +271,8 @@ def test_one_failing_record_is_rejected_alone(monkeypatch: pytest.MonkeyPatch) -
     assert tables.product("p2") is None, "a failed record changes no table"
 
 
-def test_the_stages_warm_up_until_the_tables_are_restored() -> None:
-    tables = RouterTables()
+def test_the_stages_warm_up_until_the_tables_are_restored(tmp_path: Path) -> None:
+    tables = _tables(tmp_path)
     follower = RestoredFollower(restored=False)
     stage = RouterStage(tables, follower, RouterSettings())  # type: ignore[arg-type]
     assert isinstance(stage, WarmingStage)
@@ -189,9 +281,27 @@ def test_the_stages_warm_up_until_the_tables_are_restored() -> None:
     assert stage.ready(0.01)
 
 
-def test_table_keeps_only_what_passes_its_filter() -> None:
-    table: Table[ProductEvent] = Table("router.products", lambda p: not p.deleted)
-    table.put("p1", ProductEvent(product_id="p1", title="a"))
-    assert len(table) == 1
-    table.put("p1", ProductEvent(product_id="p1", title="a", deleted=True))
-    assert table.get("p1") is None and len(table) == 0
+def test_the_store_keeps_tables_and_positions_across_a_reopen(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state", RouterSettings())
+    store.write(
+        [("router.products", "p1", b"one"), ("router.reviews", "p1", b"two")],
+        {("t.router.products", 1): 5},
+    )
+    store.write([("router.products", "p1", None)], {("t.router.products", 1): 6})
+    store.close()
+    again = StateStore.open(tmp_path / "state", RouterSettings())
+    assert again.get("router.products", "p1") is None
+    assert again.get("router.reviews", "p1") == b"two"
+    assert again.positions() == {("t.router.products", 1): 6}
+    again.clear()
+    assert again.positions() == {} and again.get("router.reviews", "p1") is None
+    again.close()
+
+
+def test_an_unreadable_state_folder_is_started_anew(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    (folder / "CURRENT").write_text("MANIFEST-999999\n")  # names a manifest that is not there
+    store = StateStore.open(folder, RouterSettings())
+    assert store.positions() == {}
+    store.close()
