@@ -157,6 +157,13 @@ class Settings(BaseSettings):
     kafka: dict[str, str] = Field(default_factory=dict, repr=False)  # secrets: never in logs
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    #: Batching of one stage by name, in place of ``batch`` (``[stage_batch.router]``).
+    #: The router defaults to large batches: its work per record is a table lookup.
+    stage_batch: dict[str, BatchSettings] = Field(
+        default_factory=lambda: {
+            "router": BatchSettings(max_batch=1000, max_wait_ms=5, max_in_flight=20_000)
+        }
+    )
     router: RouterSettings = Field(default_factory=RouterSettings)
     images: ImageSettings = Field(default_factory=ImageSettings)
     captioner: CaptionerSettings = Field(default_factory=CaptionerSettings)
@@ -183,6 +190,10 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
+
+    def batch_for(self, stage: str) -> BatchSettings:
+        """The batching of stage ``stage``: its ``stage_batch`` entry, else ``batch``."""
+        return self.stage_batch.get(stage, self.batch)
 
     def redacted(self) -> dict[str, Any]:
         """Settings for logs: every Kafka client setting value is hidden."""

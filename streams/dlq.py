@@ -13,6 +13,8 @@ from streams.config import DlqSettings
 from streams.exceptions import DlqLimitExceeded
 
 REDACTED = "<redacted>"
+#: Error kinds that say nothing about the input being garbage (see ``DlqPolicy``).
+NOT_GARBAGE = frozenset({ErrorKind.UNKNOWN_PRODUCT})
 
 
 def _redact(raw: bytes, fields: list[str]) -> bytes:
@@ -85,12 +87,16 @@ class DlqPolicy:
         self._consecutive = 0
         self._push(False)
 
-    def check_invalid(self, stage: str) -> None:
+    def check_invalid(self, stage: str, kind: ErrorKind) -> None:
         """Account for one invalid record; raise :class:`DlqLimitExceeded` past a limit.
 
         Call before sending the record to the DLQ: the record that trips the limit is not
-        dead-lettered nor committed, so it is read again once the input is fixed.
+        dead-lettered nor committed, so it is read again once the input is fixed. A valid
+        record whose product never arrived (:data:`NOT_GARBAGE`) does not count: a catalog
+        outage must not stop the stage that reports it.
         """
+        if kind in NOT_GARBAGE:
+            return
         s = self._settings
         if self._consecutive + 1 >= s.max_consecutive:
             raise DlqLimitExceeded(

@@ -2,13 +2,21 @@
 
 Records of a partition complete out of order (a batch's outputs are acknowledged in any
 order); the committable position is the first offset that is not yet complete. Thread-safe:
-the processing thread adds and acknowledges, the polling thread commits.
+the poll thread adds and forgets, the processing thread expects, delivery callbacks
+acknowledge, and the committing thread reads positions.
+
+Every assignment of a partition has an *epoch*. :meth:`OffsetTracker.add` returns the epoch
+the records were consumed in, and the hand-off carries it with them. :meth:`forget` (the
+partition was revoked or lost, or is about to be read again from its committed position)
+starts a new epoch, so a copy consumed before it is recognised as stale (:meth:`current`)
+and dropped instead of being processed, expected or acknowledged twice.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 TopicPartition = tuple[str, int]
@@ -16,72 +24,93 @@ TopicPartition = tuple[str, int]
 
 @dataclass
 class _Partition:
+    epoch: int
     #: Offsets in the order they were consumed (ascending within a partition).
     order: collections.deque[int] = field(default_factory=collections.deque)
     #: Offset -> outputs still awaiting acknowledgement; ``None`` while still being processed.
     outstanding: dict[int, int | None] = field(default_factory=dict)
     #: Highest committable position handed out by :meth:`OffsetTracker.committable`.
     committed: int | None = None
-    #: Which assignment of the partition this is: acks of an earlier one are ignored.
-    generation: int = 0
+    #: Records not finished yet (being processed, or outputs not yet acknowledged).
+    unfinished: int = 0
 
 
 class OffsetTracker:
     def __init__(self) -> None:
         self._parts: dict[TopicPartition, _Partition] = {}
-        self._generations: dict[TopicPartition, int] = {}
+        self._epochs: dict[TopicPartition, int] = {}
+        self._unfinished = 0  # the sum of the partitions' counts, for a cheap in_flight()
         self._lock = threading.Lock()
 
-    def add(self, tp: TopicPartition, offset: int) -> None:
-        """A record was consumed and handed to processing."""
+    def add(self, tp: TopicPartition, offsets: Iterable[int]) -> int:
+        """Records were consumed and handed to processing; returns their epoch."""
         with self._lock:
             part = self._parts.get(tp)
             if part is None:
-                part = self._parts[tp] = _Partition(generation=self._generations.get(tp, 0))
-            if offset in part.outstanding:
-                return  # re-delivered after a seek: already tracked
-            part.order.append(offset)
-            part.outstanding[offset] = None
+                part = self._parts[tp] = _Partition(self._epochs.get(tp, 0))
+            outstanding = part.outstanding
+            added = 0
+            for offset in offsets:
+                if offset not in outstanding:  # a re-delivery of a live record is ignored
+                    part.order.append(offset)
+                    outstanding[offset] = None
+                    added += 1
+            part.unfinished += added
+            self._unfinished += added
+            return part.epoch
 
-    def expect(self, tp: TopicPartition, offset: int, outputs: int) -> int | None:
-        """Processing of the record produced ``outputs`` records (0: done at once). Returns
-        the partition's generation to pass to :meth:`ack`, or ``None`` if it was revoked."""
+    def current(self, tp: TopicPartition, epoch: int) -> bool:
+        """Records consumed in ``epoch`` belong to the partition's current assignment."""
         with self._lock:
             part = self._parts.get(tp)
-            if part is None or offset not in part.outstanding:
-                return None  # partition was revoked meanwhile
-            part.outstanding[offset] = outputs
-            return part.generation
+            return part is not None and part.epoch == epoch
 
-    def ack(self, tp: TopicPartition, offset: int, generation: int | None = 0) -> None:
+    def expect(self, tp: TopicPartition, offset: int, outputs: int, epoch: int) -> bool:
+        """Processing of the record produced ``outputs`` records (0: done at once). ``False``
+        if the record is stale (its partition was revoked or rewound since it was consumed);
+        raises if the record was already expected in this epoch (processed twice)."""
+        with self._lock:
+            part = self._parts.get(tp)
+            if part is None or part.epoch != epoch or offset not in part.outstanding:
+                return False
+            if part.outstanding[offset] is not None:
+                raise RuntimeError(f"{tp}@{offset} was processed twice in one assignment")
+            part.outstanding[offset] = outputs
+            if outputs == 0:
+                part.unfinished -= 1
+                self._unfinished -= 1
+            return True
+
+    def ack(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         """One output of the record was acknowledged by the broker."""
         with self._lock:
             part = self._parts.get(tp)
-            if part is None or generation is None or generation != part.generation:
-                return  # revoked, maybe assigned again since: not this assignment's output
+            if part is None or epoch != part.epoch:
+                return  # revoked or rewound since: not this assignment's output
             left = part.outstanding.get(offset)
             if left is None:
                 raise RuntimeError(f"ack for {tp}@{offset} before its outputs were expected")
             part.outstanding[offset] = left - 1
-
-    def tracks(self, topic: str, partition: int, offset: int) -> bool:
-        """The record is still tracked: its partition was not revoked since it was consumed."""
-        with self._lock:
-            part = self._parts.get((topic, partition))
-            return part is not None and offset in part.outstanding
+            if left == 1:
+                part.unfinished -= 1
+                self._unfinished -= 1
 
     def in_flight(self) -> int:
         """Records consumed and not finished yet (in processing, or outputs not yet
         acknowledged). Finished records that only wait for the next commit do not count:
         they hold no memory, and counting them capped throughput at the commit rate."""
+        return self._unfinished
+
+    def awaiting_acks(self, tps: Iterable[TopicPartition]) -> int:
+        """Records of ``tps`` whose outputs were produced but not all acknowledged."""
         with self._lock:
             return sum(
-                1 for p in self._parts.values() for left in p.outstanding.values() if left != 0
+                1
+                for tp in tps
+                if tp in self._parts
+                for left in self._parts[tp].outstanding.values()
+                if left
             )
-
-    def in_flight_for(self, tps: list[TopicPartition]) -> int:
-        with self._lock:
-            return sum(len(self._parts[tp].order) for tp in tps if tp in self._parts)
 
     def committable(self) -> dict[TopicPartition, int]:
         """Positions (next offset to read) that advanced since the last call."""
@@ -98,9 +127,12 @@ class OffsetTracker:
                     result[tp] = position
         return result
 
-    def forget(self, tps: list[TopicPartition]) -> None:
-        """Drop revoked partitions: their unfinished records will be read again elsewhere."""
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        """Drop partitions (revoked, lost, or about to be rewound): their unfinished records
+        will be read again, here after a seek or by their next owner."""
         with self._lock:
             for tp in tps:
-                self._parts.pop(tp, None)
-                self._generations[tp] = self._generations.get(tp, 0) + 1
+                part = self._parts.pop(tp, None)
+                if part is not None:
+                    self._unfinished -= part.unfinished
+                self._epochs[tp] = self._epochs.get(tp, 0) + 1

@@ -19,6 +19,7 @@ from streams import metrics
 from streams.config import ImageSettings
 from streams.stage import Emit, Inbound, Output, Result
 from workers.backends.base import Captioner, CaptionInput
+from workers.engine import engine_failed
 from workers.images import ImageError, LoadedImage, load_image
 
 STAGE = "captioner"
@@ -49,6 +50,8 @@ class CaptionCache:
 class CaptionerStage:
     name = STAGE
     input_topics = ("requests",)
+    #: A dead model engine stops the worker; anything else fails one record.
+    is_fatal = staticmethod(engine_failed)
 
     def __init__(
         self, captioner: Captioner, images: ImageSettings, cache_size: int = 10_000

@@ -15,6 +15,7 @@ from schemas.tasks.catalog import get_task
 from streams import metrics
 from streams.stage import Emit, Inbound, Output, Result
 from workers.backends.base import OptionScorer
+from workers.engine import engine_failed
 
 STAGE = "predictor"
 PIPELINE = ("router", "captioner", "voter", STAGE)
@@ -62,6 +63,8 @@ class PredictorStage:
 
     name = STAGE
     input_topics = ("enriched",)
+    #: A dead model engine stops the worker; anything else fails one record.
+    is_fatal = staticmethod(engine_failed)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from schemas.tasks.catalog import get_task
 from streams import metrics
 from streams.stage import Emit, Inbound, Output, Result
 from workers.backends.base import Judge, JudgeInput
+from workers.engine import engine_failed
 from workers.vote import majority
 
 STAGE = "voter"
@@ -19,6 +20,8 @@ STAGE = "voter"
 class VoterStage:
     name = STAGE
     input_topics = ("captioned",)
+    #: A dead model engine stops the worker; anything else fails one record.
+    is_fatal = staticmethod(engine_failed)
 
     def __init__(self, judges: Sequence[Judge], mode: str = "mv") -> None:
         if mode == "mv" and not judges:

@@ -34,17 +34,17 @@ def test_envelope_of_binary_payload() -> None:
 
 def test_consecutive_limit() -> None:
     policy = DlqPolicy(DlqSettings(max_consecutive=3, window=1000))
-    policy.check_invalid("s")
-    policy.check_invalid("s")
+    policy.check_invalid("s", ErrorKind.SCHEMA)
+    policy.check_invalid("s", ErrorKind.SCHEMA)
     with pytest.raises(DlqLimitExceeded, match="3 invalid records in a row"):
-        policy.check_invalid("s")
+        policy.check_invalid("s", ErrorKind.SCHEMA)
 
 
 def test_valid_record_resets_consecutive_count() -> None:
     policy = DlqPolicy(DlqSettings(max_consecutive=3, window=1000))
     for _ in range(10):
-        policy.check_invalid("s")
-        policy.check_invalid("s")
+        policy.check_invalid("s", ErrorKind.SCHEMA)
+        policy.check_invalid("s", ErrorKind.SCHEMA)
         policy.record_valid()
 
 
@@ -52,14 +52,14 @@ def test_ratio_limit_over_window() -> None:
     policy = DlqPolicy(DlqSettings(max_consecutive=1000, max_ratio=0.5, window=10))
     with pytest.raises(DlqLimitExceeded, match="of the last 10 records"):
         for _ in range(20):
-            policy.check_invalid("s")
-            policy.check_invalid("s")
+            policy.check_invalid("s", ErrorKind.SCHEMA)
+            policy.check_invalid("s", ErrorKind.SCHEMA)
             policy.record_valid()  # 2 of 3 invalid: 67% > 50%
 
 
 def test_ratio_below_limit_runs_forever() -> None:
     policy = DlqPolicy(DlqSettings(max_consecutive=1000, max_ratio=0.5, window=10))
     for _ in range(100):
-        policy.check_invalid("s")
+        policy.check_invalid("s", ErrorKind.SCHEMA)
         policy.record_valid()
         policy.record_valid()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.runner import StageRunner
+from streams.runner.clients import KafkaClients
 from tests.support.runner import (
     CopyStage,
     committed_total,
@@ -78,6 +81,57 @@ class _FailsBeforeCommit:
         return getattr(self._producer, name)
 
 
+class _Wrapped(KafkaClients):
+    """Real clients, the producer wrapped."""
+
+    def __init__(self, wrap: Callable[[Producer], Any]) -> None:
+        self._wrap = wrap
+
+    def producer(self, config: dict[str, Any]) -> Producer:
+        return self._wrap(Producer(config))  # type: ignore[no-any-return]
+
+
+class _AbortableOnce(_FailsBeforeCommit):
+    """Committing the first transaction's offsets fails as a stale group generation does."""
+
+    failed = 0
+
+    def send_offsets_to_transaction(self, *args: object) -> None:
+        if self.failed:
+            self._producer.send_offsets_to_transaction(*args)
+            return
+        type(self).failed += 1
+        assert self._producer.flush(30) == 0
+        raise KafkaException(
+            KafkaError(KafkaError.ILLEGAL_GENERATION, "stale generation", txn_requires_abort=True)
+        )
+
+
+def test_an_abortable_commit_aborts_rewinds_and_goes_on(kafka_settings: Settings) -> None:
+    """A transaction whose offsets cannot be committed (a rebalance moved the generation) is
+    aborted and its partitions are read again: the stage neither stops nor duplicates."""
+    settings = _eos(kafka_settings)
+    ids = [f"a-{i}" for i in range(30)]
+    produce_requests(settings, [request_bytes(r) for r in ids])
+    done = threading.Event()
+    captioned: list[dict[str, Any]] = []
+
+    def collect() -> None:
+        captioned.extend(read_topic(settings, "captioned", len(ids)))
+        done.set()
+
+    threading.Thread(target=collect).start()
+    runner = StageRunner(
+        CopyStage(), settings, group_id="g-eos-abortable", clients=_Wrapped(_AbortableOnce)
+    )
+    assert run_runner(runner, done) is None
+    assert _AbortableOnce.failed == 1
+    assert sorted(r["request_id"] for r in captioned) == sorted(ids)
+    written = _read_uncommitted(settings, "captioned", len(ids) + 50)
+    assert len(written) > len(ids), "the aborted transaction's outputs were in the log"
+    assert committed_total(settings, "g-eos-abortable") == len(ids)
+
+
 def test_exactly_once_aborts_and_replays_without_duplicates(kafka_settings: Settings) -> None:
     settings = _eos(kafka_settings).model_copy(
         update={"batch": kafka_settings.batch.model_copy(update={"max_batch": 50})}
@@ -87,8 +141,9 @@ def test_exactly_once_aborts_and_replays_without_duplicates(kafka_settings: Sett
 
     # First run: the outputs of the first batch reach the broker, then committing the
     # offsets fails, as a crash between produce and commit would.
-    crashing = StageRunner(CopyStage(), settings, group_id="g-eos-abort")
-    crashing._producer = _FailsBeforeCommit(crashing._producer)  # type: ignore[assignment]
+    crashing = StageRunner(
+        CopyStage(), settings, group_id="g-eos-abort", clients=_Wrapped(_FailsBeforeCommit)
+    )
     error = run_runner(crashing, timeout=60)
     assert isinstance(error, RuntimeError)
     written = _read_uncommitted(settings, "captioned", len(ids))

@@ -17,6 +17,7 @@ from streams.consume import consume_records
 from streams.runner import StageRunner
 from streams.stage import Emit, Inbound, Output, Reject, Result
 from streams.topics import topic_name
+from workers.engine import engine_failed
 
 
 class CopyStage:
@@ -25,6 +26,7 @@ class CopyStage:
 
     name = "copy"
     input_topics = ("requests",)
+    is_fatal = staticmethod(engine_failed)
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay

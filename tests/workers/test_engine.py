@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.runner import engine_failed
+from workers.engine import engine_failed
 
 
 class OutOfMemoryError(RuntimeError):  # the name torch.cuda.OutOfMemoryError has

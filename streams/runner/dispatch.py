@@ -1,0 +1,202 @@
+"""One batch through a stage: decode, process with failure isolation, produce, dead-letter.
+
+Runs on the processing thread. For each record the :class:`~streams.offsets.OffsetTracker`
+learns how many outputs it produced, and each delivery report acknowledges one; a record
+that cannot be decoded, is rejected by the stage or makes it raise goes to the DLQ instead
+(one envelope, acknowledged the same way). Whether an exception is the record's fault or
+the end of the stage is the stage's call (:func:`is_fatal`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from schemas.dlq import ErrorKind
+from streams import metrics
+from streams.codec import MAX_RECORD_BYTES, decode, encode, encode_value
+from streams.config import Settings
+from streams.dlq import DlqPolicy, Failure, make_envelope
+from streams.exceptions import DecodeFailure, DeliveryFailed
+from streams.offsets import OffsetTracker, TopicPartition
+from streams.runner.handoff import Chunk
+from streams.stage import Emit, FatalStageError, Inbound, Output, Reject, Result, Stage
+from streams.topics import logical_name, topic_name
+
+log = logging.getLogger(__name__)
+
+DEDUPE_HEADER = "caslie-id"
+#: Delivery errors of the records of an aborted transaction: they are produced again.
+_ABORTED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+
+
+def is_fatal(stage: Stage, exc: BaseException) -> bool:
+    """Whether ``exc`` ends the stage rather than failing one record: the stage's own
+    ``is_fatal(exc)`` where it has one (a model engine that died), else only
+    :class:`MemoryError`."""
+    if isinstance(exc, FatalStageError | MemoryError):
+        return True
+    judge: Callable[[BaseException], bool] | None = getattr(stage, "is_fatal", None)
+    return judge is not None and judge(exc)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        stage: Stage,
+        settings: Settings,
+        producer: Producer,
+        tracker: OffsetTracker,
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self._producer = producer
+        self._tracker = tracker
+        self._on_fatal = on_fatal
+        self._policy = DlqPolicy(settings.dlq)
+        self._logical = {t: logical_name(settings, t) for t in _topics(settings, stage)}
+        self._physical: dict[str, str] = {}
+
+    def process(self, chunks: list[Chunk]) -> None:
+        started = time.monotonic()
+        inbound: list[tuple[Inbound, int]] = []
+        for chunk in chunks:
+            topic, partition = chunk.tp
+            logical = self._logical[topic]
+            for msg in chunk.messages:
+                raw = msg.value()
+                offset = msg.offset()
+                assert offset is not None
+                try:
+                    value = decode(raw, logical)
+                except DecodeFailure as exc:
+                    failure = Failure(
+                        topic, partition, offset, msg.key(), raw, exc.kind, exc.message
+                    )
+                    self._send_dlq(failure, chunk.epoch)
+                    continue
+                item = Inbound(topic, partition, offset, msg.key(), value, raw or b"")
+                inbound.append((item, chunk.epoch))
+        if inbound:
+            metrics.BATCH_SIZE.labels(self.stage.name).observe(len(inbound))
+            results = self._run_stage([item for item, _ in inbound])
+            for (item, epoch), result in zip(inbound, results, strict=True):
+                self._deliver(item, epoch, result)
+        metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
+
+    def _run_stage(self, inbound: list[Inbound]) -> Sequence[Result]:
+        try:
+            results = self.stage.process(inbound)
+        except Exception as exc:
+            if is_fatal(self.stage, exc):
+                raise FatalStageError(f"{type(exc).__name__}: {exc}") from exc
+            if len(inbound) == 1:
+                return [Reject(ErrorKind.PROCESSING, f"{type(exc).__name__}: {exc}")]
+            log.warning("batch of %d failed (%s); isolating record by record", len(inbound), exc)
+            return [r for item in inbound for r in self._run_stage([item])]
+        if len(results) != len(inbound):
+            raise FatalStageError(
+                f"stage {self.stage.name} returned {len(results)} results for {len(inbound)} inputs"
+            )
+        return results
+
+    def _deliver(self, item: Inbound, epoch: int, result: Result) -> None:
+        if isinstance(result, Reject):
+            failure = Failure(
+                item.topic,
+                item.partition,
+                item.offset,
+                item.key,
+                item.raw,
+                result.kind,
+                result.message,
+            )
+            self._send_dlq(failure, epoch)
+            return
+        assert isinstance(result, Emit)
+        encoded = [(out, encode_value(out.value)) for out in result.outputs]
+        too_big = [len(data) for _, data in encoded if data and len(data) > MAX_RECORD_BYTES]
+        if too_big:
+            message = f"output of {max(too_big)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
+            failure = Failure(
+                item.topic,
+                item.partition,
+                item.offset,
+                item.key,
+                item.raw,
+                ErrorKind.OVERSIZED,
+                message,
+            )
+            self._send_dlq(failure, epoch)
+            return
+        self._policy.record_valid()
+        tp = (item.topic, item.partition)
+        if not self._tracker.expect(tp, item.offset, len(encoded), epoch):
+            return  # revoked or rewound while processing: its next reader produces it
+        for out, data in encoded:
+            self._produce(out, data, tp, item.offset, epoch)
+
+    def _produce(
+        self, out: Output, data: bytes | None, tp: TopicPartition, offset: int, epoch: int
+    ) -> None:
+        topic = self._physical.get(out.logical_topic)
+        if topic is None:
+            topic = self._physical[out.logical_topic] = topic_name(self.settings, out.logical_topic)
+        tracker, stage_name = self._tracker, self.stage.name
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                if err.code() not in _ABORTED:
+                    self._on_fatal(DeliveryFailed(f"delivery to {topic} failed: {err}"))
+                return
+            metrics.RECORDS_OUT.labels(stage_name, topic).inc()
+            tracker.ack(tp, offset, epoch)
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    key=out.key.encode(),
+                    value=data,
+                    headers=[(DEDUPE_HEADER, out.dedupe_id.encode())],
+                    on_delivery=delivered,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.1)  # local queue full: wait for deliveries
+
+    def _send_dlq(self, failure: Failure, epoch: int) -> None:
+        self._policy.check_invalid(self.stage.name, failure.kind)
+        tp = (failure.topic, failure.partition)
+        if not self._tracker.expect(tp, failure.offset, 1, epoch):
+            return  # revoked or rewound meanwhile
+        envelope = make_envelope(self.stage.name, failure, self.settings.dlq)
+        metrics.DLQ_RECORDS.labels(self.stage.name, failure.kind.value).inc()
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s: %s",
+            failure.topic,
+            failure.partition,
+            failure.offset,
+            failure.kind,
+            failure.message,
+        )
+        dedupe = f"dlq:{failure.topic}:{failure.partition}:{failure.offset}"
+        key = failure.key.decode("utf-8", "replace") if failure.key else ""
+        self._produce(
+            Output("dlq", key, envelope, dedupe), encode(envelope), tp, failure.offset, epoch
+        )
+
+
+def _topics(settings: Settings, stage: Stage) -> list[str]:
+    return [topic_name(settings, t) for t in stage.input_topics]
+
+
+def where(msg: Message) -> tuple[str, int, int]:
+    """A consumed message's topic, partition and offset (never ``None`` for a record)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
