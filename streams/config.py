@@ -38,7 +38,8 @@ class DlqSettings(_Section):
     window: int = Field(default=500, ge=10)
     #: Bytes of the offending payload kept in the envelope.
     payload_max_bytes: int = Field(default=4096, ge=0)
-    #: Top-level JSON fields replaced by ``"<redacted>"`` in envelopes.
+    #: JSON fields (at any depth; in broken JSON text too) replaced by ``"<redacted>"`` in
+    #: envelopes. URL user info and credential query parameters are always redacted.
     redact_fields: list[str] = Field(default_factory=list)
 
 
