@@ -72,13 +72,17 @@ class ImageSettings(_Section):
     max_pixels: int = Field(default=40_000_000, ge=1)
     #: Images are resized to fit this square (aspect kept): the paper's 500x500 class.
     size: int = Field(default=500, ge=32, le=4096)
-    #: Connect and read timeout for http(s) and s3 fetches, in seconds.
+    #: Wall-clock limit of one whole fetch, in seconds: DNS, connect, TLS, status line,
+    #: headers, body and redirects together (s3: the request and the body).
     timeout_s: float = Field(default=5.0, gt=0)
     max_redirects: int = Field(default=3, ge=0)
     #: CIDRs that http(s) fetches may reach although private/loopback/link-local.
     allow_networks: list[str] = Field(default_factory=list)
-    #: Folders that file:// references may read from (empty: any).
+    #: Folders that file:// references may read from (empty: file:// is refused).
     file_roots: list[str] = Field(default_factory=list)
+    #: Buckets that s3:// references may read from (empty: s3:// is refused). The worker's
+    #: credentials may reach more (the adapter registry): list only image buckets.
+    s3_buckets: list[str] = Field(default_factory=list)
     #: Endpoint of an S3-compatible store (MinIO, moto); empty for AWS.
     s3_endpoint_url: str | None = None
     #: Parallel image fetches per batch.
