@@ -8,13 +8,14 @@ sasl.*, ssl.*) is passed through to every Kafka client and never logged.
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import json
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,6 +88,16 @@ class ImageSettings(_Section):
     s3_endpoint_url: str | None = None
     #: Parallel image fetches per batch.
     fetch_threads: int = Field(default=8, ge=1)
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a CIDR network (e.g. 10.0.0.0/8)") from None
+        return value
 
 
 class CaptionerSettings(_Section):

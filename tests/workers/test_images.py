@@ -134,6 +134,9 @@ def test_only_regular_files_inside_the_roots_are_read(tmp_path: Path) -> None:
     (root / "link.png").symlink_to(outside)
     with pytest.raises(ImageRefused, match="outside the allowed file roots"):
         fetch((root / "link.png").as_uri(), ImageSettings(file_roots=[str(root)]))
+    (root / "loop.png").symlink_to(root / "loop.png")
+    with pytest.raises(ImageError):
+        fetch((root / "loop.png").as_uri(), ImageSettings(file_roots=[str(root)]))
     (root / "inner.png").write_bytes(png_bytes())
     (root / "link-inside.png").symlink_to(root / "inner.png")
     assert fetch((root / "link-inside.png").as_uri(), ImageSettings(file_roots=[str(root)]))

@@ -288,8 +288,12 @@ def fetch_file(url: str, settings: ImageSettings) -> bytes:
     raw = unquote(parts.path)
     if "\x00" in raw or not raw.startswith("/"):
         raise ImageRefused(f"file path {raw[:200]!r} is not an absolute path")
-    path = Path(raw).resolve()  # symlinks followed: where they lead must be inside a root
-    if not any(path.is_relative_to(Path(root).resolve()) for root in settings.file_roots):
+    try:  # symlinks followed: where they lead must be inside a root
+        path = Path(raw).resolve()
+        roots = [Path(root).resolve() for root in settings.file_roots]
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise ImageFetchError(f"cannot resolve {raw[:200]!r}: {exc}") from None
+    if not any(path.is_relative_to(root) for root in roots):
         raise ImageRefused(f"{path} is outside the allowed file roots")
     limit = settings.max_bytes
     try:
@@ -304,13 +308,20 @@ def fetch_file(url: str, settings: ImageSettings) -> bytes:
             raise ImageRefused(f"{path} is not a regular file")
         if info.st_size > limit:
             raise ImageFetchError(f"image of {info.st_size} bytes exceeds the {limit}-byte limit")
-        try:
-            data = file.read(limit + 1)
-        except OSError as exc:
-            raise ImageFetchError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if data is None or len(data) > limit:  # grew since fstat
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:  # never more than limit + 1 bytes, whatever fstat said
+            try:
+                chunk = file.read(min(_CHUNK, limit + 1 - size))
+            except OSError as exc:
+                raise ImageFetchError(f"cannot read {path}: {exc.strerror or exc}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:  # grew since fstat
         raise ImageFetchError(f"image exceeds the {limit}-byte limit")
-    return data
+    return b"".join(chunks)
 
 
 def fetch_s3(url: str, settings: ImageSettings) -> bytes:
