@@ -45,7 +45,8 @@ SECRET_PARAMS = (
     "client_secret",
 )
 
-_USERINFO = r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^/\s@?#\"'<>\\]+@"
+#: A scheme of at most 32 characters: unbounded, text like "a.a.a.a..." took quadratic time.
+_USERINFO = r"(?i)(\b[a-z][a-z0-9+.\-]{0,31}://)[^/\s@?#\"'<>\\]+@"
 _PARAM = r"(?i)([?&;](?:" + "|".join(re.escape(p) for p in SECRET_PARAMS) + r")=)[^&#\s\"'<>\\]*"
 
 _USERINFO_S = re.compile(_USERINFO)

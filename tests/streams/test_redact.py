@@ -53,3 +53,11 @@ def test_binary_payloads_are_redacted_as_bytes() -> None:
     raw = b"\xff\xfe https://u:p4ss@h/x?sig=zz \x00"
     out = redact_payload(raw, [])
     assert b"p4ss" not in out and b"zz" not in out and out.startswith(b"\xff\xfe")
+
+
+@pytest.mark.timeout(20)  # a hang guard: linear takes well under a second, quadratic minutes
+def test_hostile_text_is_redacted_in_linear_time() -> None:
+    """Record values up to the 1 MB limit reach the DLQ: no input may make redaction crawl."""
+    for raw in (b"a." * 100_000, b";token=" * 30_000, b"http://" * 30_000, b'"email": ' * 20_000):
+        assert redact_payload(raw, ["email"])
+        assert redact_text(raw.decode())
