@@ -63,7 +63,12 @@ def run_demo(
         wait_for_broker(settings, timeout=30)
         create_topics(settings)
         run_id = uuid.uuid4().hex[:8]
-        events = build_sample(settings.cache_dir / "demo-images", run_id)
+        folder = settings.cache_dir / "demo-images"
+        events = build_sample(folder, run_id)
+        # the sample's images are files: file:// is off unless its folder is a root
+        roots = [*settings.images.file_roots, str(folder.resolve())]
+        images = settings.images.model_copy(update={"file_roots": roots})
+        settings = settings.model_copy(update={"images": images})
         wanted = {q["request_id"]: q for q in events["queries"]}
         worker = threading.Thread(
             target=lambda: code.append(run_stages(settings, "all", stop)),

@@ -8,13 +8,14 @@ sasl.*, ssl.*) is passed through to every Kafka client and never logged.
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import json
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,7 +39,8 @@ class DlqSettings(_Section):
     window: int = Field(default=500, ge=10)
     #: Bytes of the offending payload kept in the envelope.
     payload_max_bytes: int = Field(default=4096, ge=0)
-    #: Top-level JSON fields replaced by ``"<redacted>"`` in envelopes.
+    #: JSON fields (at any depth; in broken JSON text too) replaced by ``"<redacted>"`` in
+    #: envelopes. URL user info and credential query parameters are always redacted.
     redact_fields: list[str] = Field(default_factory=list)
 
 
@@ -79,17 +81,31 @@ class ImageSettings(_Section):
     max_pixels: int = Field(default=40_000_000, ge=1)
     #: Images are resized to fit this square (aspect kept): the paper's 500x500 class.
     size: int = Field(default=500, ge=32, le=4096)
-    #: Connect and read timeout for http(s) and s3 fetches, in seconds.
+    #: Wall-clock limit of one whole fetch, in seconds: DNS, connect, TLS, status line,
+    #: headers, body and redirects together (s3: the request and the body).
     timeout_s: float = Field(default=5.0, gt=0)
     max_redirects: int = Field(default=3, ge=0)
     #: CIDRs that http(s) fetches may reach although private/loopback/link-local.
     allow_networks: list[str] = Field(default_factory=list)
-    #: Folders that file:// references may read from (empty: any).
+    #: Folders that file:// references may read from (empty: file:// is refused).
     file_roots: list[str] = Field(default_factory=list)
+    #: Buckets that s3:// references may read from (empty: s3:// is refused). The worker's
+    #: credentials may reach more (the adapter registry): list only image buckets.
+    s3_buckets: list[str] = Field(default_factory=list)
     #: Endpoint of an S3-compatible store (MinIO, moto); empty for AWS.
     s3_endpoint_url: str | None = None
     #: Parallel image fetches per batch.
     fetch_threads: int = Field(default=8, ge=1)
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a CIDR network (e.g. 10.0.0.0/8)") from None
+        return value
 
 
 class CaptionerSettings(_Section):

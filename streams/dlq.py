@@ -1,35 +1,24 @@
-"""Dead-letter envelopes and the limits that stop a stage fed only garbage."""
+"""Dead-letter envelopes and the limits that stop a stage fed only garbage.
+
+An envelope's payload and message pass through :mod:`streams.redact` (URL user info,
+credential query parameters, the ``dlq.redact_fields`` values) before any truncation.
+"""
 
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
 
-import orjson
-
 from schemas.base import now
 from schemas.dlq import DlqEnvelope, ErrorKind
 from streams.config import DlqSettings
 from streams.exceptions import DlqLimitExceeded
+from streams.redact import REDACTED, redact_payload, redact_text
 
-REDACTED = "<redacted>"
+__all__ = ["NOT_GARBAGE", "REDACTED", "DlqPolicy", "Failure", "make_envelope"]
+
 #: Error kinds that say nothing about the input being garbage (see ``DlqPolicy``).
 NOT_GARBAGE = frozenset({ErrorKind.UNKNOWN_PRODUCT})
-
-
-def _redact(raw: bytes, fields: list[str]) -> bytes:
-    if not fields:
-        return raw
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
-    if not isinstance(obj, dict):
-        return raw
-    for name in fields:
-        if name in obj:
-            obj[name] = REDACTED
-    return orjson.dumps(obj)
 
 
 @dataclass(frozen=True)
@@ -47,7 +36,7 @@ class Failure:
 
 def make_envelope(stage: str, failure: Failure, settings: DlqSettings) -> DlqEnvelope:
     raw = failure.value or b""
-    shown = _redact(raw, settings.redact_fields)
+    shown = redact_payload(raw, settings.redact_fields)
     cut = shown[: settings.payload_max_bytes]
     return DlqEnvelope(
         stage=stage,
@@ -55,7 +44,7 @@ def make_envelope(stage: str, failure: Failure, settings: DlqSettings) -> DlqEnv
         partition=failure.partition,
         offset=failure.offset,
         error_kind=failure.kind,
-        message=failure.message[:8000],
+        message=redact_text(failure.message)[:8000],
         key=failure.key.decode("utf-8", "replace")[:512] if failure.key else None,
         payload=cut.decode("utf-8", "replace"),
         payload_truncated=len(cut) < len(shown),

@@ -1,4 +1,8 @@
-"""Structured logging: one JSON object per line, or readable console lines."""
+"""Structured logging: one JSON object per line, or readable console lines.
+
+Both formats pass the message and any traceback through :func:`streams.redact.redact_text`,
+so URL user info and presigned-URL credentials never reach the logs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import logging
 import sys
 
 import orjson
+
+from streams.redact import redact_text
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -16,12 +22,17 @@ class JsonFormatter(logging.Formatter):
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact_text(record.getMessage()),
         }
         data.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            data["exc"] = redact_text(self.formatException(record.exc_info))
         return orjson.dumps(data, default=str).decode()
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -29,7 +40,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

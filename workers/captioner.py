@@ -2,7 +2,8 @@
 
 Images of a batch are fetched in parallel; captions are cached by (model, prompt, image
 sha256); all uncached slots of the batch go to the captioning model together. A slot whose
-image cannot be fetched or decoded gets no caption and the reason is recorded.
+image cannot be fetched or decoded gets no caption and the reason is recorded, with URL
+credentials redacted (:mod:`streams.redact`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from schemas.records import Caption, CaptionedRecord, TaskRequest, TraceEntry
 from schemas.tasks.catalog import get_task
 from streams import metrics
 from streams.config import ImageSettings
+from streams.redact import redact_text
 from streams.stage import Emit, Inbound, Output, Result
 from workers.backends.base import Captioner, CaptionInput
 from workers.engine import engine_failed
@@ -85,7 +87,8 @@ class CaptionerStage:
                     row.append(Caption(slot=slot.slot, error="no image"))
                     continue
                 if isinstance(image, ImageError):
-                    row.append(Caption(slot=slot.slot, error=f"{type(image).__name__}: {image}"))
+                    reason = redact_text(f"{type(image).__name__}: {image}")
+                    row.append(Caption(slot=slot.slot, error=reason))
                     continue
                 prompt = spec.caption_prompt(slot.caption_vars)
                 key = (self.captioner.name, prompt, image.sha256)

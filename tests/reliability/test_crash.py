@@ -145,7 +145,7 @@ def test_sigkill_at_random_points_loses_nothing(
     delivery: str, kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path
 ) -> None:
     rng = random.Random(f"crash-{delivery}")
-    pool = WorkerPool(environment(kafka_env, delivery), STAGES, tmp_path)
+    pool = WorkerPool(environment(kafka_env, delivery, image_folder=tmp_path), STAGES, tmp_path)
     expected = _send(kafka_settings, tmp_path)
     collector = Collector(kafka_settings, expected)
     pool.start_all()
@@ -179,7 +179,8 @@ def test_broker_pause_workers_wait_and_resume(
     if apache_kafka is None or apache_kafka.proc is None:
         pytest.skip("pausing needs the broker process this session started")
     broker = apache_kafka.proc
-    pool = WorkerPool(environment(kafka_env, "at_least_once"), STAGES, tmp_path)
+    env = environment(kafka_env, "at_least_once", image_folder=tmp_path)
+    pool = WorkerPool(env, STAGES, tmp_path)
     pool.start_all()
     time.sleep(8)  # workers up and assigned
     expected = _send(kafka_settings, tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -69,11 +70,16 @@ class WorkerPool:
         )
 
 
-def environment(base: dict[str, str], delivery: str) -> dict[str, str]:
-    """Light stages (no model downloads): OCR captioner on image-less requests, the lexical
-    judge alone, small batches; a short session timeout so a killed member leaves soon."""
+def environment(
+    base: dict[str, str], delivery: str, image_folder: Path | None = None
+) -> dict[str, str]:
+    """Light stages (no model downloads): OCR captioner, the lexical judge alone, small
+    batches; a short session timeout so a killed member leaves soon. ``image_folder``: the
+    folder the test's file:// images are in (file:// is refused without a root)."""
+    roots = [str(image_folder.resolve())] if image_folder is not None else []
     return {
         **base,
+        "CASLIE_IMAGES__FILE_ROOTS": json.dumps(roots),
         "CASLIE_DELIVERY": delivery,
         "CASLIE_VOTER__JUDGES": '["overlap"]',
         "CASLIE_BATCH__MAX_BATCH": "8",

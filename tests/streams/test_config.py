@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from streams.config import load_settings
+from streams.config import ImageSettings, load_settings
 from streams.topics import TOPICS, logical_name, topic_configs, topic_name
 
 
@@ -60,3 +61,9 @@ def test_settings_survive_the_trip_to_a_child_process(monkeypatch: pytest.Monkey
     for key, value in settings_to_env(settings).items():
         monkeypatch.setenv(key, value)
     assert Settings() == settings
+
+
+def test_allow_networks_must_be_networks() -> None:
+    with pytest.raises(ValidationError, match=r"'10\.0\.0\.0/33' is not a CIDR network"):
+        ImageSettings(allow_networks=["10.0.0.0/33"])
+    assert ImageSettings(allow_networks=["10.0.0.1/8", "::1/128"]).allow_networks

@@ -26,6 +26,30 @@ def test_envelope_truncates_and_redacts() -> None:
     assert envelope.error_kind == ErrorKind.SCHEMA
 
 
+def test_envelope_redacts_nested_fields_and_payloads_that_are_not_json() -> None:
+    settings = DlqSettings(redact_fields=["email"])
+    nested = orjson.dumps({"request_id": "r", "user": {"contacts": [{"email": "alice@x.io"}]}})
+    assert "alice" not in make_envelope("router", _failure(nested), settings).payload
+    truncated = b'{"request_id": "r", "email": "bob@x.io", "text": "cut sho'
+    envelope = make_envelope("router", _failure(truncated), settings)
+    assert "bob@x.io" not in envelope.payload
+    assert envelope.payload.startswith('{"request_id": "r", "email": "<redacted>"')
+    assert envelope.payload_bytes == len(truncated)
+
+
+def test_envelope_redacts_url_credentials_in_payload_and_message() -> None:
+    url = "https://bob:hunter2@cdn.example.com/a.png?X-Amz-Credential=AKIAX&X-Amz-Signature=s1g"
+    value = b'{"product_id": "p", "price": NaN, "images": [{"url": "' + url.encode() + b'"}]}'
+    failure = Failure(
+        "caslie.catalog", 0, 7, None, value, ErrorKind.INVALID_JSON, f"cannot fetch {url}"
+    )
+    envelope = make_envelope("router", failure, DlqSettings())
+    for secret in ("hunter2", "AKIAX", "s1g"):
+        assert secret not in envelope.payload and secret not in envelope.message
+    assert "https://<redacted>@cdn.example.com/a.png" in envelope.payload
+    assert envelope.message.startswith("cannot fetch https://<redacted>@cdn.example.com")
+
+
 def test_envelope_of_binary_payload() -> None:
     envelope = make_envelope("router", _failure(b"\xff\xfe\x00"), DlqSettings())
     assert envelope.payload_bytes == 3

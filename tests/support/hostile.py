@@ -1,4 +1,4 @@
-"""The hostile record corpus (tests/data/hostile/records.json)."""
+"""The hostile record corpus (tests/data/hostile/records.json) and hostile image URLs."""
 
 from __future__ import annotations
 
@@ -20,3 +20,37 @@ def raw_value(case: dict[str, Any]) -> bytes:
         r = case["repeat"]
         return (r["prefix"] + r["unit"] * r["times"] + r["suffix"]).encode()
     return str(case["text"]).encode()
+
+
+#: Image URLs that pass the schema but that no fetch may act on; ``reason`` is in the error.
+IMAGE_URLS: list[dict[str, str]] = [
+    {
+        "name": "port-out-of-range",
+        "url": "http://127.0.0.1:99999/a.png",
+        "reason": "malformed port",
+    },
+    {"name": "port-not-a-number", "url": "http://example.com:8o/a.png", "reason": "malformed port"},
+    {"name": "negative-port", "url": "https://example.com:-1/a.png", "reason": "malformed port"},
+    {
+        "name": "label-over-63",
+        "url": f"http://{'a' * 64}.example.com/a.png",
+        "reason": "not valid",
+    },
+    {
+        "name": "name-over-253",
+        "url": "http://" + "a" * 60 + (".b" + "c" * 58) * 4 + ".com/a.png",
+        "reason": "not valid",
+    },
+    {"name": "empty-label", "url": "http://a..example.com/a.png", "reason": "not valid"},
+    {"name": "idna-invalid", "url": "http://\u200eexample.com/a.png", "reason": "not valid"},
+    {
+        "name": "nat64-metadata",
+        "url": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "reason": "169.254.169.254",
+    },
+    {
+        "name": "ipv4-compatible-metadata",
+        "url": "http://[::a9fe:a9fe]/",
+        "reason": "169.254.169.254",
+    },
+]
