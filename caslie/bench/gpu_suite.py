@@ -77,13 +77,14 @@ class SuitePlan:
     def for_run(cls, size: Size, cuda: bool) -> SuitePlan:
         if size == "tiny":
             return cls("tiny", 24, (16, 2), 16, (1, 4, 16), (1, 4), 4, 4, 16, 4, 8, 60)
-        if cuda:  # an estimated 4-5 minutes on an H200
+        if cuda:  # an estimated 3-6 minutes on an H200 (docs/benchmarks.md, "GPU")
             return cls(
                 "full", 256, (16, 2), 128, (1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8, 16, 32),
                 8, 64, 256, 8, 32, 120,
             )  # fmt: skip
-        # the same shapes on a CPU host, with as few inputs as give a per-item figure
-        return cls("full", 16, (16, 2), 8, (1, 4, 8), (1, 2), 2, 16, 16, 4, 8, 600)
+        # the same shapes on a CPU host, with as few inputs as give a per-item figure: an
+        # estimated 10 minutes on 2 idle cores (the 1B model reads 5 GB per decoded token)
+        return cls("full", 8, (16, 2), 4, (1, 4), (1, 2), 2, 16, 8, 4, 8, 300)
 
 
 def machine(device: str, dtype: Any) -> dict[str, Any]:
@@ -345,12 +346,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--save-tokenizer", type=Path, help="write the default tokenizer to a folder and exit"
     )
+    parser.add_argument(
+        "--render", type=Path, help="only write the markdown of an earlier run's JSON (--out)"
+    )
     args = parser.parse_args(argv)
     if args.save_tokenizer:
         gpu_models.load_tokenizer(None).save_pretrained(args.save_tokenizer)
         print(f"wrote {args.save_tokenizer}")
         return 0
     cpu = json.loads(args.compare.read_text()) if args.compare else None
+    if args.render:
+        text = markdown(json.loads(args.render.read_text()), cpu)
+        (args.markdown or args.render.with_suffix(".md")).write_text(text)
+        print(text)
+        return 0
     command = " ".join(["python -m caslie.bench.gpu_suite", *(argv or sys.argv[1:])])
     report = run_suite(
         args.size, args.device, args.tokenizer, log=lambda m: print(m, flush=True), command=command
