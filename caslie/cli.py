@@ -276,7 +276,7 @@ def bench(
         bool, typer.Option("--quick", help="Small sizes: a few minutes on two CPU cores.")
     ] = False,
     json_path: Annotated[
-        Path, typer.Option("--json", help="Where to write the JSON report.")
+        Path, typer.Option("--json", "--out", help="Where to write the JSON report.")
     ] = Path("bench.json"),
     markdown_path: Annotated[
         Path | None,
@@ -299,6 +299,21 @@ def bench(
     only_catalog: Annotated[
         bool, typer.Option("--only-catalog", help="Run the catalog section alone (no models).")
     ] = False,
+    gpu_suite: Annotated[
+        bool,
+        typer.Option(
+            "--gpu-suite",
+            help="The model sections on random-weight models of real shapes, on CUDA when "
+            "torch sees it (no broker): CQE, predictor, VLM captioner, LoRA training.",
+        ),
+    ] = False,
+    tiny: Annotated[
+        bool, typer.Option("--tiny", help="With --gpu-suite: tiny shapes (CPU, CI).")
+    ] = False,
+    compare: Annotated[
+        Path | None,
+        typer.Option(help="With --gpu-suite: a CPU run's JSON, for the GPU/CPU ratio table."),
+    ] = None,
 ) -> None:
     """Measure what the Kafka pipeline costs next to calling the stages in-process, batched
     voting against the authors' one-at-a-time generation, batch sizes, the Kafka layer alone
@@ -317,6 +332,12 @@ def bench(
     from caslie.bench.report import markdown
     from caslie.bench.run import BenchPlan, run_bench, run_catalog_bench
 
+    if gpu_suite:
+        _gpu_suite(tiny, json_path, markdown_path, compare)
+        return
+    if tiny or compare:
+        typer.echo("error: --tiny and --compare go with --gpu-suite", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT)
     settings = _settings(ctx)
     plan = BenchPlan.quick() if quick else BenchPlan.full()
     if catalog_products is not None:
@@ -331,6 +352,30 @@ def bench(
             raise typer.Exit(ExitCode.UNAVAILABLE) from None
     json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     summary = markdown(report)
+    (markdown_path or json_path.with_suffix(".md")).write_text(summary)
+    console.print(summary)
+    console.print(f"wrote {json_path}")
+
+
+def _gpu_suite(
+    tiny: bool, json_path: Path, markdown_path: Path | None, compare: Path | None
+) -> None:
+    import orjson
+    from rich.console import Console
+
+    from caslie.bench.gpu_report import markdown
+    from caslie.bench.gpu_suite import run_suite
+
+    try:
+        cpu = orjson.loads(compare.read_bytes()) if compare else None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        typer.echo(f"error: --compare {compare}: {exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    console = Console()
+    command = f"caslie bench --gpu-suite{' --tiny' if tiny else ''} --out {json_path}"
+    report = run_suite("tiny" if tiny else "full", log=console.print, command=command)
+    json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    summary = markdown(report, cpu)
     (markdown_path or json_path.with_suffix(".md")).write_text(summary)
     console.print(summary)
     console.print(f"wrote {json_path}")

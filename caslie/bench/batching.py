@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from caslie.bench.inprocess import Stages, run_stage
+from caslie.bench.stage_runs import run_stage
+from streams.stage import Stage
+
+if TYPE_CHECKING:  # the Kafka-free sweep below must not import the stage builders
+    from caslie.bench.inprocess import Stages
 
 FLAT_SHARE = 0.9  # "flattens": the smallest batch size within 10% of the best throughput
 
@@ -15,10 +19,20 @@ FLAT_SHARE = 0.9  # "flattens": the smallest batch size within 10% of the best t
 def sweep(
     stages: Stages, name: str, records: Sequence[BaseModel], sizes: Sequence[int]
 ) -> dict[str, Any]:
-    stage = stages.by_name(name)
+    return sweep_stage(stages.by_name(name), records, sizes, stages.forget_captions)
+
+
+def sweep_stage(
+    stage: Stage,
+    records: Sequence[BaseModel],
+    sizes: Sequence[int],
+    before_each: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """``records`` through ``stage`` once per batch size; ``before_each`` runs before each
+    size (to empty a cache)."""
     rows = []
     for size in sizes:
-        stages.forget_captions()
+        before_each()
         run = run_stage(stage, records, size)
         rows.append(
             {

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from caslie.bench.stage_runs import run_stage
 from caslie.stages import build_captioner, build_predictor, build_voter
 from streams.config import Settings
-from streams.stage import Emit, Inbound, Stage
+from streams.stage import Stage
 from workers.captioner import CaptionCache, CaptionerStage
 
 CHAIN = ("captioner", "voter", "predictor")
@@ -37,33 +38,6 @@ class Stages:
         """Empty the caption cache, so a timed run never profits from an earlier one."""
         if isinstance(self.captioner, CaptionerStage):
             self.captioner.cache = CaptionCache(self.captioner.cache.size)
-
-
-@dataclass
-class StageRun:
-    outputs: list[BaseModel] = field(default_factory=list)
-    rejected: int = 0
-    seconds: float = 0.0
-
-
-def run_stage(stage: Stage, records: Sequence[BaseModel], batch_size: int) -> StageRun:
-    """Feed ``records`` to ``stage`` in batches of ``batch_size``; time only ``process``."""
-    run = StageRun()
-    for start in range(0, len(records), batch_size):
-        chunk = records[start : start + batch_size]
-        batch = [
-            Inbound(stage.input_topics[0], 0, start + i, None, record, b"")
-            for i, record in enumerate(chunk)
-        ]
-        began = time.perf_counter()
-        results = stage.process(batch)
-        run.seconds += time.perf_counter() - began
-        for result in results:
-            if isinstance(result, Emit):
-                run.outputs += [output.value for output in result.outputs]
-            else:
-                run.rejected += 1
-    return run
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any
 from rich.console import Console
 
 from caslie.bench import batching, catalog, kafka_layer, pipeline, voting
-from caslie.bench.inprocess import Stages, run_chain, run_stage
+from caslie.bench.inprocess import Stages, run_chain
+from caslie.bench.stage_runs import run_stage
 from caslie.bench.workers import WorkerProcesses
 from caslie.bench.workload import build_workload
 from schemas.events import parse_query

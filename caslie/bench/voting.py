@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from caslie.bench.inprocess import run_stage
+from caslie.bench.stage_runs import run_stage
 from schemas.records import CaptionedRecord, EnrichedRecord
 from streams.stage import Stage
 from training.metrics import parse_judge_answer
@@ -70,7 +70,10 @@ def _decisions(records: Sequence[BaseModel]) -> dict[tuple[str, str], tuple[bool
     return out
 
 
-def compare_voting(voter: Stage, captioned: Sequence[BaseModel], batch_size: int) -> dict[str, Any]:
+def compare_voting(
+    voter: Stage, captioned: Sequence[BaseModel], batch_size: int, max_new_tokens: int = 16
+) -> dict[str, Any]:
+    """Both ways on ``captioned``; the authors' judges generate up to ``max_new_tokens``."""
     if not isinstance(voter, VoterStage) or voter.mode != "mv":
         return {"skipped": "the voter is not in majority-vote mode"}
     llm_positions = [i for i, j in enumerate(voter.judges) if isinstance(j, LlmJudge)]
@@ -78,7 +81,7 @@ def compare_voting(voter: Stage, captioned: Sequence[BaseModel], batch_size: int
         return {"skipped": "no LLM judge configured: nothing generates"}
     ours_judges = [Timed(j) for j in voter.judges]
     ours_run = run_stage(VoterStage(ours_judges, voter.mode), captioned, batch_size)
-    wrapped = authors_judges(voter.judges)
+    wrapped = authors_judges(voter.judges, max_new_tokens)
     theirs_judges = [Timed(j) for j in wrapped]
     began = time.perf_counter()
     theirs_run = run_stage(VoterStage(theirs_judges, voter.mode), captioned, 1)
@@ -112,6 +115,7 @@ def compare_voting(voter: Stage, captioned: Sequence[BaseModel], batch_size: int
         ),
         "kept_share_batched": sum(ours[k][0] for k in keys) / len(keys),
         "kept_share_authors": sum(theirs[k][0] for k in keys) / len(keys),
+        "authors_max_new_tokens": max_new_tokens,
         "goal": {"speedup_min": 5.0, "agreement_min": 0.95},
     }
 

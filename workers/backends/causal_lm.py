@@ -30,10 +30,13 @@ class CausalLM:
         model: Any = None,
         tokenizer: Any = None,
         private: bool = False,
+        micro_batch: int = MICRO_BATCH,
     ) -> None:
-        """``private``: an own copy of the weights, required before loading adapters."""
+        """``private``: an own copy of the weights, required before loading adapters.
+        ``micro_batch``: prompts per forward pass (8 suits a CPU; an accelerator takes more)."""
         self.name = name
         self.private = private
+        self.micro_batch = micro_batch
         if model is None:
             model, tokenizer = load_causal_lm(name, cache_dir, private=private)
         self.model = model
@@ -89,8 +92,8 @@ class CausalLM:
         prompt to a long one's length is pure waste on a compute-bound CPU."""
         lengths = [len(self.tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
         order = sorted(range(len(prompts)), key=lengths.__getitem__)
-        for start in range(0, len(order), MICRO_BATCH):
-            yield order[start : start + MICRO_BATCH]
+        for start in range(0, len(order), self.micro_batch):
+            yield order[start : start + self.micro_batch]
 
     def label_logprobs(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]]

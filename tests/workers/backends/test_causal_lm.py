@@ -67,6 +67,30 @@ def test_batched_scores_match_one_at_a_time(smollm2: CausalLM) -> None:
             assert a[key] == pytest.approx(b[key], abs=1e-3)
 
 
+def test_micro_batch_bounds_each_forward_pass(smollm2: CausalLM) -> None:
+    """An accelerator takes a whole batch per forward pass; the default suits a CPU."""
+    prompts = [smollm2.chat_prompt(f"Is {n} a prime number?") for n in range(5)]
+    labels = [["yes", "no"]] * 5
+    sizes: list[int] = []
+    hook = smollm2.model.register_forward_pre_hook(
+        lambda _m, _args, kwargs: sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    try:
+        pairs = CausalLM(
+            "smollm2", CACHE, smollm2.model, smollm2.tokenizer, micro_batch=2
+        ).label_logprobs(prompts, labels)
+        assert sizes == [2, 2, 1]
+        sizes.clear()
+        whole = CausalLM(
+            "smollm2", CACHE, smollm2.model, smollm2.tokenizer, micro_batch=5
+        ).label_logprobs(prompts, labels)
+        assert sizes == [5]
+    finally:
+        hook.remove()
+    for a, b in zip(pairs, whole, strict=True):
+        assert a == pytest.approx(b, abs=1e-3)
+
+
 def test_judge_votes_with_a_margin(smollm2: CausalLM) -> None:
     judge = LlmJudge(smollm2)
     verdicts = judge.judge(
