@@ -296,8 +296,13 @@ def bench(
             min=0,
         ),
     ] = None,
-    only_catalog: Annotated[
-        bool, typer.Option("--only-catalog", help="Run the catalog section alone (no models).")
+    streaming_only: Annotated[
+        bool,
+        typer.Option(
+            "--streaming-only",
+            help="Only the streaming layer's sections (no models): the runner against the "
+            "bare client, and the router's state at catalog scale.",
+        ),
     ] = False,
     gpu_suite: Annotated[
         bool,
@@ -317,7 +322,8 @@ def bench(
 ) -> None:
     """Measure what the Kafka pipeline costs next to calling the stages in-process, batched
     voting against the authors' one-at-a-time generation, batch sizes, the Kafka layer alone
-    and peak memory, and the router's state at catalog scale. Every comparison runs in this
+    and peak memory, the runner against the bare client, and the router's state at catalog
+    scale. Every comparison runs in this
     one invocation, on the same inputs.
 
     Exit code 0 when the report was written (goals met or not: see its "goals"), 4 when the
@@ -330,7 +336,7 @@ def bench(
     from rich.console import Console
 
     from caslie.bench.report import markdown
-    from caslie.bench.run import BenchPlan, run_bench, run_catalog_bench
+    from caslie.bench.run import BenchPlan, run_bench, run_streaming_bench
 
     if gpu_suite:
         _gpu_suite(tiny, json_path, markdown_path, compare)
@@ -345,7 +351,7 @@ def bench(
     console = Console()
     with tempfile.TemporaryDirectory(prefix="caslie-bench-") as tmp:
         try:
-            run = run_catalog_bench if only_catalog else run_bench
+            run = run_streaming_bench if streaming_only else run_bench
             report = run(settings, plan, external, work_dir or Path(tmp), console)
         except TimeoutError as exc:
             console.print(f"[red]bench: {exc}[/]")

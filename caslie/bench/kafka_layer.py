@@ -25,6 +25,7 @@ class CountingStage:
         self.name = f"bench-{logical_topic}"
         self.input_topics = (logical_topic,)
         self.count = 0
+        self.batches: list[int] = []
         self.first: float | None = None
         self.last = 0.0
 
@@ -33,6 +34,7 @@ class CountingStage:
         if self.first is None:
             self.first = now
         self.count += len(batch)
+        self.batches.append(len(batch))
         self.last = now
         return [Emit() for _ in batch]
 

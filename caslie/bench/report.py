@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from caslie.bench import catalog
+from caslie.bench import catalog, ceiling
 
 
 def _f(value: float | None, digits: int = 2) -> str:
@@ -12,9 +12,10 @@ def _f(value: float | None, digits: int = 2) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    if "pipeline" not in report:  # the catalog section alone
-        section = catalog.markdown(report["catalog"]) if "catalog" in report else ["Skipped."]
-        return "\n".join([f"# caslie bench: catalog ({report['started_at']})", "", *section])
+    if "pipeline" not in report:  # the streaming sections alone
+        return "\n".join(
+            [f"# caslie bench: streaming layer ({report['started_at']})", "", *_streaming(report)]
+        )
     m = report["machine"]
     inproc, pipe = report["in_process"], report["pipeline"]
     load = pipe["fixed_load"]
@@ -105,7 +106,15 @@ def markdown(report: dict[str, Any]) -> str:
         ", ".join(f"{s} {v:.0f}" for s, v in mem.items())
         + f"; all three stages in one process {inproc['bench_process_peak_rss_mb']:.0f}."
     )
-    if "catalog" in report:
-        lines += ["", *catalog.markdown(report["catalog"])]
+    lines += ["", *_streaming(report)]
     lines += ["", "## GPU", "", report["gpu"].get("skipped") or f"Device: {report['gpu']}", ""]
     return "\n".join(lines)
+
+
+def _streaming(report: dict[str, Any]) -> list[str]:
+    lines = [f"Broker: {report['broker']}.", ""]
+    if "ceiling" in report:
+        lines += ceiling.markdown(report["ceiling"])
+    if "catalog" in report:
+        lines += catalog.markdown(report["catalog"])
+    return lines

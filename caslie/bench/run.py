@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 
-from caslie.bench import batching, catalog, kafka_layer, pipeline, voting
+from caslie.bench import batching, catalog, ceiling, kafka_layer, pipeline, voting
 from caslie.bench.inprocess import Stages, run_chain
 from caslie.bench.stage_runs import run_stage
 from caslie.bench.workers import WorkerProcesses
@@ -45,10 +46,13 @@ class BenchPlan:
     kafka_records: int
     timeout_s: float = 900
     catalog_products: int = 0  # products of the router-state section (0: skipped)
+    ceiling_records: int = 20_000  # records of each kind through the runner and the bare loop
 
     @classmethod
     def quick(cls) -> BenchPlan:
-        return cls(5, 14, 0.5, 21, (1, 4, 16), 16, 1000, catalog_products=20_000)
+        return cls(
+            5, 14, 0.5, 21, (1, 4, 16), 16, 1000, catalog_products=20_000, ceiling_records=5000
+        )
 
     @classmethod
     def full(cls) -> BenchPlan:
@@ -84,14 +88,30 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _catalog_section(
+def _streaming_sections(
     settings: Settings,
     plan: BenchPlan,
+    external: bool,
     prefix: str,
     work_dir: Path,
     console: Console,
     report: dict[str, Any],
 ) -> None:
+    """The runner against the bare client (``ceiling``) and the router's state at catalog
+    scale (``catalog``): the streaming layer's sections, no model in them."""
+    sample = build_workload(work_dir / "ceiling-images", 1, first_variant=950)
+    samples: dict[str, BaseModel] = {
+        "queries": parse_query(sample.queries[0]),
+        "requests": sample.requests[0],
+    }
+    console.print(f"[bold]ceiling[/]: runner against the bare client, {plan.ceiling_records} each")
+    # exactly-once needs Apache Kafka: the embedded broker shows aborted transactions
+    report["ceiling"] = ceiling.measure(
+        settings.model_copy(update={"topic_prefix": f"{prefix}ceiling."}),
+        samples,
+        plan.ceiling_records,
+        exactly_once=external,
+    )
     if plan.catalog_products <= 0:
         return
     console.print(f"[bold]catalog[/]: router state with {plan.catalog_products} products")
@@ -102,12 +122,13 @@ def _catalog_section(
     )
 
 
-def run_catalog_bench(
+def run_streaming_bench(
     settings: Settings, plan: BenchPlan, external: bool, work_dir: Path, console: Console
 ) -> dict[str, Any]:
-    """The catalog section alone (no models, and no torch import: its memory would count in
-    the resident memory measured). The embedded broker's watermarks do not match the offsets
-    it hands out, so a restart there rebuilds: measure restarts with ``--external``."""
+    """The streaming sections alone (no models, and no torch import: its memory would count
+    in the resident memory measured). The embedded broker's watermarks do not match the
+    offsets it hands out, so a restart there rebuilds, and it cannot run exactly-once:
+    measure on Apache Kafka with ``--external``."""
     work_dir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     report: dict[str, Any] = {
@@ -119,7 +140,7 @@ def run_catalog_bench(
     with _broker(settings, external, work_dir) as settings:
         wait_for_broker(settings, timeout=30)
         prefix = f"bench-{uuid.uuid4().hex[:6]}."
-        _catalog_section(settings, plan, prefix, work_dir, console, report)
+        _streaming_sections(settings, plan, external, prefix, work_dir, console, report)
     report["wall_s"] = time.perf_counter() - began
     return report
 
@@ -200,7 +221,7 @@ def run_bench(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         )
         del stages  # the pipeline's workers load their own
-        _catalog_section(settings, plan, prefix, work_dir, console, report)
+        _streaming_sections(settings, plan, external, prefix, work_dir, console, report)
 
         console.print("[bold]pipeline[/]: router and workers as processes")
         workers = WorkerProcesses(settings, PIPELINE_STAGES, work_dir / "logs").start()

@@ -30,7 +30,7 @@ from streams.runner.handoff import Chunk, Handoff
 log = logging.getLogger(__name__)
 
 #: Longest wait in ``consume()``: how soon a commit request or a stop is noticed when idle.
-POLL_TIMEOUT_S = 0.02
+POLL_TIMEOUT_S = 0.005
 
 
 class Poller:

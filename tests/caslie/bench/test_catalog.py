@@ -22,8 +22,10 @@ def test_the_catalog_section_ingests_restarts_and_rebuilds(
     assert report["restart_records_read"] == 0, "a restart resumes from its checkpoint"
     assert report["cold_rebuild_records_read"] == 2000
     assert report["ingest_products_per_s"] > 0 and report["rss_after_ingest_mb"] > 0
+    assert report["queries_resolved_per_s"] > 0
     assert set(report["goals"]) == {
         "ingest_products_per_s",
+        "queries_resolved_per_s",
         "rss_after_ingest_mb",
         "restart_to_ready_s",
     }

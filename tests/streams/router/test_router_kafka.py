@@ -350,11 +350,6 @@ def test_a_null_value_on_the_catalog_deletes_the_product(
         assert _stop_router(proc, log_path) == 0, log_path.read_text()[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runner produces encode(value), JSON null for a tombstone; a null value needs "
-    "it to produce streams.codec.encode_value(value)",
-)
 def test_the_router_writes_a_null_value_to_its_changelog_for_a_delete(
     kafka_settings: Settings, kafka_env: dict[str, str], tmp_path: Path, router_port: int
 ) -> None:
