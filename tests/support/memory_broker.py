@@ -257,7 +257,9 @@ class MemoryConsumer:
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         with self._b.lock:
             return [
-                TopicPartition(p.topic, p.partition, self._positions.get((p.topic, p.partition), -1))
+                TopicPartition(
+                    p.topic, p.partition, self._positions.get((p.topic, p.partition), -1)
+                )
                 for p in partitions
             ]
 

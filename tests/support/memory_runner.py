@@ -20,7 +20,9 @@ from tests.support.memory_broker import MemoryBroker, MemoryClients
 HANG_S = 10.0
 
 
-def make_runner(stage: Stage, settings: Settings, clients: MemoryClients, group: str) -> StageRunner:
+def make_runner(
+    stage: Stage, settings: Settings, clients: MemoryClients, group: str
+) -> StageRunner:
     return StageRunner(stage, settings, group_id=group, clients=clients)
 
 
@@ -75,7 +77,7 @@ def memory_settings(delivery: str = "at_least_once", **batch: int) -> Settings:
     sizes = {"max_batch": 4, "max_wait_ms": 5, "max_in_flight": 1000, **batch}
     return Settings(
         topic_prefix="mem.",
-        delivery=delivery,  # type: ignore[arg-type]
+        delivery=delivery,
         instance_id="test-0",
         batch=BatchSettings(**sizes),
     )

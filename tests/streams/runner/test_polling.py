@@ -48,9 +48,7 @@ class GatedCopy(CopyStage):
         ("exactly_once", "lose"),
     ],
 )
-def test_records_buffered_before_a_revocation_are_processed_once(
-    delivery: str, leave: str
-) -> None:
+def test_records_buffered_before_a_revocation_are_processed_once(delivery: str, leave: str) -> None:
     """Defect 2: a partition revoked (or lost) with records buffered, then assigned again
     (sticky): the buffered copies are dropped, the records read again are processed once.
     A lost partition commits nothing, so what was processed of it before is processed again,
