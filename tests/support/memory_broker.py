@@ -182,6 +182,8 @@ class MemoryConsumer:
         #: Every pause() and resume() call, for backpressure tests.
         self.pause_calls: list[list[TP]] = []
         self.resume_calls: list[list[TP]] = []
+        #: Rebalances whose callbacks have returned.
+        self.rebalances_done = 0
         self.closed = False
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
@@ -232,6 +234,7 @@ class MemoryConsumer:
                     gens[self.group] = gens.get(self.group, 0) + 1
                     for tp in parts:
                         self._positions.pop(tp, None)
+            self.rebalances_done += 1
 
     def assignment(self) -> list[TopicPartition]:
         with self._b.lock:

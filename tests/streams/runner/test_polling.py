@@ -11,7 +11,7 @@ from confluent_kafka import TopicPartition
 
 from streams.stage import Inbound, Result
 from streams.topics import topic_name
-from tests.support.memory_broker import MemoryBroker, MemoryClients
+from tests.support.memory_broker import MemoryBroker, MemoryClients, MemoryConsumer
 from tests.support.memory_runner import (
     Running,
     make_runner,
@@ -30,12 +30,19 @@ class GatedCopy(CopyStage):
         self.entered = threading.Event()
         self.release = threading.Event()
         self.first: list[str] = []
+        self.consumer: MemoryConsumer | None = None
+        #: Request ids of the batches that started after every rebalance was handled.
+        self.after: list[str] = []
 
     def process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
+        ids = [item.value.request_id for item in batch]  # type: ignore[attr-defined]
         if not self.entered.is_set():
-            self.first = [item.value.request_id for item in batch]  # type: ignore[attr-defined]
+            self.first = ids
             self.entered.set()
             assert self.release.wait(10)
+        assert self.consumer is not None
+        if self.consumer.rebalances_done == 3:  # the first assignment, leaving, assigning
+            self.after.extend(ids)
         return super().process(batch)
 
 
@@ -62,9 +69,9 @@ def test_records_buffered_before_a_revocation_are_processed_once(delivery: str, 
     stage = GatedCopy()
     clients = MemoryClients(broker)
     runner = make_runner(stage, settings, clients, "g")
+    consumer = stage.consumer = clients.consumers[0]
     with Running(runner):
         assert stage.entered.wait(10)  # the first batch is in the stage, the rest buffered
-        consumer = clients.consumers[0]
         wait_until(
             lambda: consumer.position([TopicPartition(requests, 0)])[0].offset == n,
             "every record consumed",
@@ -77,6 +84,9 @@ def test_records_buffered_before_a_revocation_are_processed_once(delivery: str, 
         broker.append(requests, request_bytes("r-last"))
         wait_until(lambda: broker.committed_offset("g", requests) == n + 1, "all committed")
         wait_until(lambda: "r-last" in output_ids(broker, settings), "the last output")
+    # the copies buffered before the partition left were dropped, not processed beside the
+    # ones read again
+    assert stage.after and max(Counter(stage.after).values()) == 1
     counts = Counter(output_ids(broker, settings))
     assert set(counts) == {f"r-{i}" for i in range(n)} | {"r-last"}
     if (delivery, leave) == ("at_least_once", "lose"):
