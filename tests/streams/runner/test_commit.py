@@ -53,3 +53,17 @@ def test_a_fenced_producer_stops_the_stage_naming_its_transactional_id() -> None
     assert "'g.test-0'" in str(error) and "share one instance_id" in str(error)
     assert broker.committed_offset("g", requests) == 4
     assert output_ids(broker, settings) == [f"r-{i}" for i in range(4)]
+
+
+def test_a_failed_offset_commit_is_retried_at_least_once() -> None:
+    settings = memory_settings()
+    requests = topic_name(settings, "requests")
+    broker = MemoryBroker()
+    for i in range(8):
+        broker.append(requests, request_bytes(f"r-{i}"))
+    broker.fail_next_commit(KafkaError(KafkaError.COORDINATOR_NOT_AVAILABLE, "coordinator away"))
+    runner = make_runner(CopyStage(), settings, MemoryClients(broker), "g")
+    with Running(runner):
+        wait_until(lambda: broker.committed_offset("g", requests) == 8, "all committed")
+    assert broker.commit_failure is None  # the failure happened
+    assert sorted(output_ids(broker, settings)) == sorted(f"r-{i}" for i in range(8))
