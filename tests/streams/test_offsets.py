@@ -110,3 +110,17 @@ def test_finished_records_waiting_for_the_commit_are_not_in_flight() -> None:
     tracker.ack(TP, 2, epoch)  # done
     assert tracker.in_flight() == 2  # 1 awaits its ack, 3 is not processed yet
     assert tracker.awaiting_acks([TP]) == 1
+
+
+def test_a_leaving_partition_finishes_its_batch_but_starts_no_other() -> None:
+    """While a revocation waits for the batch in progress, the processing thread must not
+    take the partition's next buffered records (the wait grew by a batch each time)."""
+    tracker = OffsetTracker()
+    epoch = tracker.add(TP, [1, 2])
+    tracker.leaving([TP])
+    assert not tracker.current(TP, epoch)  # a new batch drops them ...
+    assert tracker.expect(TP, 1, 1, epoch)  # ... the batch in progress still counts
+    tracker.ack(TP, 1, epoch)
+    assert tracker.committable() == {TP: 2}
+    tracker.forget([TP])
+    assert tracker.current(TP, tracker.add(TP, [2]))  # assigned again: a fresh start
