@@ -170,7 +170,9 @@ def test_sigkill_at_random_points_loses_nothing(
             assert all(_same(c, copies[0]) for c in copies), (rid, copies)
 
 
+@pytest.mark.parametrize("delivery", ["exactly_once", "at_least_once"])
 def test_broker_pause_workers_wait_and_resume(
+    delivery: str,
     apache_kafka: ApacheKafka | None,
     kafka_settings: Settings,
     kafka_env: dict[str, str],
@@ -179,7 +181,7 @@ def test_broker_pause_workers_wait_and_resume(
     if apache_kafka is None or apache_kafka.proc is None:
         pytest.skip("pausing needs the broker process this session started")
     broker = apache_kafka.proc
-    env = environment(kafka_env, "at_least_once", image_folder=tmp_path)
+    env = environment(kafka_env, delivery, image_folder=tmp_path)
     pool = WorkerPool(env, STAGES, tmp_path)
     pool.start_all()
     time.sleep(8)  # workers up and assigned
@@ -199,9 +201,14 @@ def test_broker_pause_workers_wait_and_resume(
     finally:
         broker.send_signal(signal.SIGCONT)
         codes = pool.stop_all()
-    report = _report("broker-pause", pool, collector, paused_s=12, exit_codes=codes)
+    report = _report(f"broker-pause-{delivery}", pool, collector, paused_s=12, exit_codes=codes)
     assert report["lost"] == 0, pool.logs()
     assert codes == dict.fromkeys(STAGES, 0)
+    if delivery == "exactly_once":
+        assert report["duplicates"] == 0, pool.logs()
+    else:
+        for rid, copies in collector.records.items():
+            assert all(_same(c, copies[0]) for c in copies), (rid, copies)
 
 
 ROUTER_QUERIES = 1500

@@ -89,3 +89,77 @@ def environment(
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), base.get("PYTHONPATH", "")]),
     }
+
+
+class Replicas:
+    """Replicas of one stage, each its own ``caslie run STAGE`` process with its own
+    ``instance_id`` (``STAGE-N``) and router state folder, as a StatefulSet runs them.
+
+    ``stop`` sends SIGTERM (what scaling in does) and keeps the exit code; ``exited`` tells
+    the replicas that exited without being told to.
+    """
+
+    def __init__(self, env: dict[str, str], stage: str, log_dir: Path) -> None:
+        self.env = env
+        self.stage = stage
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.codes: dict[str, int | None] = {}
+        self._terminated: set[str] = set()
+
+    def _terminate(self, name: str) -> None:
+        if name not in self._terminated and self.procs[name].poll() is None:
+            self.procs[name].send_signal(signal.SIGTERM)
+            self._terminated.add(name)
+
+    def start(self) -> str:
+        name = f"{self.stage}-{len(self.procs)}"
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115
+        env = {
+            **self.env,
+            "CASLIE_INSTANCE_ID": name,
+            "CASLIE_ROUTER__STATE_DIR": str(self.log_dir / f"state-{name}"),
+        }
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "caslie", "run", self.stage], env=env, stdout=log, stderr=log
+        )
+        return name
+
+    def running(self) -> list[str]:
+        return [n for n, p in self.procs.items() if n not in self.codes and p.poll() is None]
+
+    def exited(self) -> dict[str, int]:
+        """Replicas that exited by themselves, with their exit codes."""
+        return {
+            n: p.returncode
+            for n, p in self.procs.items()
+            if n not in self.codes and p.poll() is not None
+        }
+
+    def stop(self, name: str, timeout: float = 60) -> int | None:
+        """SIGTERM, once (a second one makes the worker exit at once, without clean-up)."""
+        self._terminate(name)
+        proc = self.procs[name]
+        try:
+            self.codes[name] = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self.codes[name] = None
+        return self.codes[name]
+
+    def stop_all(self, timeout: float = 60) -> dict[str, int | None]:
+        """Stop the ones still running; every replica's exit code (``None``: killed after
+        ``timeout``)."""
+        for name in self.running():
+            self._terminate(name)
+        for name in list(self.procs):
+            if name not in self.codes:
+                self.stop(name, timeout)
+        return dict(self.codes)
+
+    def logs(self, tail: int = 4000) -> str:
+        return "\n".join(
+            f"--- {name}.log\n{(self.log_dir / f'{name}.log').read_text(errors='replace')[-tail:]}"
+            for name in self.procs
+        )
