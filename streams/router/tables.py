@@ -24,12 +24,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from pydantic import BaseModel
 
 from streams.clients import make_consumer
@@ -169,10 +177,7 @@ class TableFollower:
         """Set each partition's start offset from the checkpoint; the partitions to read up
         to their end before the tables count as restored."""
         saved = self.store.positions()
-        marks = {}
-        for tp in tps:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            marks[(tp.topic, tp.partition)] = (low, high)
+        marks = {(tp.topic, tp.partition): _watermarks(consumer, tp) for tp in tps}
         stale = [
             f"{t}[{p}]@{saved[(t, p)]} (topic holds {low}..{high})"
             for (t, p), (low, high) in marks.items()
@@ -261,3 +266,33 @@ class TableFollower:
         self.applied += len(changes)
         for table, name, token in followed:
             table.followed(name, token)
+
+
+#: Errors of a partition that has no leader yet (a topic created a moment ago, a broker
+#: restarting): asked again until ``WATERMARK_WAIT_S`` has passed.
+_NO_LEADER_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
+WATERMARK_WAIT_S = 30.0
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
+    """The partition's low and high watermarks, waiting out a leader that is not there yet
+    (a router started right after ``caslie topics create`` exited 70 otherwise)."""
+    deadline = time.monotonic() + WATERMARK_WAIT_S
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return low, high
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if err.code() not in _NO_LEADER_YET or time.monotonic() > deadline:
+                raise
+            log.info("%s[%d] has no leader yet (%s): asking again", tp.topic, tp.partition, err)
+            time.sleep(0.5)
