@@ -72,6 +72,15 @@ class DlqPolicy:
         self._recent.append(invalid)
         self._invalid_in_window += invalid
 
+    def snapshot(self) -> tuple[int, list[bool], int]:
+        """The counts now, to :meth:`restore` when the records since are read again."""
+        return self._consecutive, list(self._recent), self._invalid_in_window
+
+    def restore(self, state: tuple[int, list[bool], int]) -> None:
+        self._consecutive, recent, self._invalid_in_window = state
+        self._recent.clear()
+        self._recent.extend(recent)
+
     def record_valid(self) -> None:
         self._consecutive = 0
         self._push(False)

@@ -78,14 +78,15 @@ class OffsetTracker:
 
     def expect(self, tp: TopicPartition, offset: int, outputs: int, epoch: int) -> bool:
         """Processing of the record produced ``outputs`` records (0: done at once). ``False``
-        if the record is stale (its partition was revoked or rewound since it was consumed);
-        raises if the record was already expected in this epoch (processed twice)."""
+        (produce nothing) if the record is stale (its partition was revoked or rewound since
+        it was consumed) or a second copy of a record already expected in this epoch (a
+        re-delivery, after a fetch reset say): only the first copy counts."""
         with self._lock:
             part = self._parts.get(tp)
             if part is None or part.epoch != epoch or offset not in part.outstanding:
                 return False
             if part.outstanding[offset] is not None:
-                raise RuntimeError(f"{tp}@{offset} was processed twice in one assignment")
+                return False
             part.outstanding[offset] = outputs
             if outputs == 0:
                 part.unfinished -= 1

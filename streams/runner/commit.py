@@ -38,7 +38,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from streams import metrics
 from streams.exceptions import StreamError
 from streams.offsets import OffsetTracker, TopicPartition
-from streams.runner.dispatch import FENCED_HINT
+from streams.runner.dispatch import FENCED_HINT, where
 from streams.runner.handoff import Chunk
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,31 @@ Rewind = Callable[[dict[TopicPartition, int]], None]
 
 
 class CommitStrategy(Protocol):
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Before the first poll (exactly-once: ``init_transactions``)."""
+        ...
 
-    def process(self, chunks: list[Chunk], work: Callable[[list[Chunk]], None]) -> None: ...
+    def process(self, chunks: list[Chunk], work: Callable[[list[Chunk]], None]) -> bool:
+        """Processing thread: run ``work`` on the chunks still current; ``False`` if what it
+        did was undone (an aborted transaction: the records will be read again)."""
+        ...
 
-    def on_poll(self, consumer: Consumer) -> None: ...
+    def on_poll(self, consumer: Consumer) -> None:
+        """Poll thread, between two ``consume()`` calls: commit what is due."""
+        ...
 
     def quiesce(
         self, consumer: Consumer, tps: list[TopicPartition], lost: bool
-    ) -> contextlib.AbstractContextManager[None]: ...
+    ) -> contextlib.AbstractContextManager[None]:
+        """Poll thread, in a rebalance callback: returns holding the gate, once no batch
+        works on ``tps`` and what is finished of them is committed (not when ``lost``)."""
+        ...
 
-    def close(self, consumer: Consumer) -> None: ...
+    def close(self, consumer: Consumer, commit: bool) -> None:
+        """Poll thread, after the processing thread ended: commit (unless ``commit`` is
+        false: a delivery failed) or abort what is left; a revocation then waits for
+        nothing."""
+        ...
 
 
 class _Gated:
@@ -80,26 +94,33 @@ class _Gated:
 
 class AtLeastOnce(_Gated):
     def __init__(
-        self, tracker: OffsetTracker, labels: dict[str, str], failing: Callable[[], bool]
+        self,
+        producer: Producer,
+        tracker: OffsetTracker,
+        labels: dict[str, str],
+        failing: Callable[[], bool],
     ) -> None:
         super().__init__(tracker, failing)
+        self._producer = producer
         self._labels = labels
         #: Positions whose commit failed (broker away): retried at the next interval.
         self._pending: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         #: Set at shutdown: nothing more will be processed, so a revocation waits for nothing.
-        self.closing = False
+        self._closing = False
 
     def start(self) -> None:
         pass
 
-    def process(self, chunks: list[Chunk], work: Callable[[list[Chunk]], None]) -> None:
+    def process(self, chunks: list[Chunk], work: Callable[[list[Chunk]], None]) -> bool:
         with self._gate:
             chunks = self._current(chunks)
             if chunks:
                 work(chunks)
+        return True
 
     def on_poll(self, consumer: Consumer) -> None:
+        self._producer.poll(0)  # delivery reports: acknowledged records become committable
         if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
             self.commit(consumer)
             self._last_commit = time.monotonic()
@@ -129,19 +150,21 @@ class AtLeastOnce(_Gated):
             if not lost:
                 deadline = time.monotonic() + REVOKE_DRAIN_S
                 while (
-                    not self.closing
+                    not self._closing
                     and not self._failing()
                     and self._tracker.awaiting_acks(tps)
                     and time.monotonic() < deadline
                 ):
-                    time.sleep(0.01)  # the processing thread serves the delivery reports
+                    self._producer.poll(0.01)  # serve the delivery reports ourselves
                 self.commit(consumer)
             for tp in tps:
                 self._pending.pop(tp, None)  # no longer ours to commit
             yield
 
-    def close(self, consumer: Consumer) -> None:
-        self.commit(consumer)
+    def close(self, consumer: Consumer, commit: bool) -> None:
+        self._closing = True
+        if commit:
+            self.commit(consumer)
 
 
 @dataclass
@@ -152,6 +175,7 @@ class _CommitRequest:
     first: dict[TopicPartition, int]
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    committed: bool = False
 
 
 class Transactional(_Gated):
@@ -171,22 +195,25 @@ class Transactional(_Gated):
         self._transactional_id = transactional_id
         self._request: _CommitRequest | None = None
         self._requested = threading.Condition()
+        #: A transaction was begun and is neither committed nor aborted yet.
+        self._open = False
 
     def start(self) -> None:
         self._producer.init_transactions(TXN_TIMEOUT_S)
 
-    def process(self, chunks: list[Chunk], work: Callable[[list[Chunk]], None]) -> None:
+    def process(self, chunks: list[Chunk], work: Callable[[list[Chunk]], None]) -> bool:
         with self._gate:
             chunks = self._current(chunks)
             if not chunks:
-                return
+                return True
             first: dict[TopicPartition, int] = {}
             last: dict[TopicPartition, int] = {}
             for chunk in chunks:
-                offsets = [m.offset() or 0 for m in chunk.messages]
+                offsets = [where(m)[2] for m in chunk.messages]
                 first[chunk.tp] = min(first.get(chunk.tp, offsets[0]), *offsets)
                 last[chunk.tp] = max(last.get(chunk.tp, offsets[0]), *offsets)
             self._producer.begin_transaction()
+            self._open = True
             try:
                 work(chunks)
             except BaseException:
@@ -200,9 +227,10 @@ class Transactional(_Gated):
                 self._requested.notify_all()
             while not request.done.wait(0.05):  # the poll thread commits it
                 if self._failing():
-                    return
+                    return False  # the poll thread stops: close() aborts it
             if request.error is not None:
                 raise request.error
+            return request.committed
 
     def on_poll(self, consumer: Consumer) -> None:
         with self._requested:
@@ -212,36 +240,55 @@ class Transactional(_Gated):
 
     def _commit(self, consumer: Consumer, request: _CommitRequest) -> None:
         try:
-            self._producer.send_offsets_to_transaction(
-                request.offsets, consumer.consumer_group_metadata(), TXN_TIMEOUT_S
+            self._retrying(
+                "sending the offsets",
+                lambda: self._producer.send_offsets_to_transaction(
+                    request.offsets, consumer.consumer_group_metadata(), TXN_TIMEOUT_S
+                ),
             )
-            self._commit_transaction()
+            self._retrying(
+                "committing the transaction",
+                lambda: self._producer.commit_transaction(TXN_TIMEOUT_S),
+            )
+            self._open = False
+            request.committed = True
+            self._tracker.committable()  # drop the finished records: they are committed
             metrics.COMMITS.labels(**self._labels).inc()
         except KafkaException as exc:
             err: KafkaError = exc.args[0]
-            if err.txn_requires_abort():
-                log.warning("transaction aborted, its batch will be processed again: %s", err)
-                metrics.COMMIT_FAILURES.labels(**self._labels).inc()
-                self._abort(str(err))
-                self._rewind(request.first)
-            else:
+            if err.fatal():
                 request.error = self._fatal_error(err)
+            else:
+                if not err.txn_requires_abort():
+                    log.warning("transaction failed, aborting it: %s", err)
+                else:
+                    log.warning("transaction aborted, its batch will be processed again: %s", err)
+                metrics.COMMIT_FAILURES.labels(**self._labels).inc()
+                try:
+                    self._abort(str(err))
+                    self._rewind(request.first)
+                except BaseException as abort_error:
+                    request.error = abort_error
         except BaseException as exc:
             request.error = exc
         finally:
             request.done.set()
 
-    def _commit_transaction(self) -> None:
-        for _ in range(10):
+    def _retrying(self, what: str, call: Callable[[], None]) -> None:
+        """``call`` again after retriable errors, for at most ``TXN_TIMEOUT_S`` in all."""
+        deadline = time.monotonic() + TXN_TIMEOUT_S
+        delay = 0.05
+        while True:
             try:
-                self._producer.commit_transaction(TXN_TIMEOUT_S)
+                call()
                 return
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]
-                if not err.retriable():
+                if not err.retriable() or time.monotonic() + delay > deadline:
                     raise
-                log.warning("commit of the transaction failed, retrying: %s", err)
-        self._producer.commit_transaction(TXN_TIMEOUT_S)
+                log.warning("%s failed, retrying: %s", what, err)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _fatal_error(self, err: KafkaError) -> StreamError:
         if err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
@@ -251,10 +298,17 @@ class Transactional(_Gated):
         return StreamError(f"transaction failed for good: {err}")
 
     def _abort(self, why: str) -> None:
+        """Abort the open transaction; a failed abort stops the stage (raises)."""
         try:
-            self._producer.abort_transaction(TXN_TIMEOUT_S)
+            self._retrying(
+                "aborting the transaction", lambda: self._producer.abort_transaction(TXN_TIMEOUT_S)
+            )
         except KafkaException as exc:
-            log.error("could not abort the transaction (%s): %s", why, exc.args[0])
+            err: KafkaError = exc.args[0]
+            raise self._fatal_error(err) from None
+        finally:
+            self._open = False
+        log.info("aborted the transaction (%s)", why)
 
     @contextlib.contextmanager
     def quiesce(self, consumer: Consumer, tps: list[TopicPartition], lost: bool) -> Iterator[None]:
@@ -270,5 +324,9 @@ class Transactional(_Gated):
         finally:
             self._gate.release()
 
-    def close(self, consumer: Consumer) -> None:
+    def close(self, consumer: Consumer, commit: bool) -> None:
+        # a transaction with a failed delivery cannot commit: the broker refuses it
         self.on_poll(consumer)
+        if self._open:  # its batch never reached the commit: readers must not wait for it
+            with contextlib.suppress(StreamError):
+                self._abort("the stage stops")

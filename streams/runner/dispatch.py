@@ -64,10 +64,17 @@ class Dispatcher:
         self._tracker = tracker
         self._on_fatal = on_fatal
         self._policy = DlqPolicy(settings.dlq)
+        self._policy_before = self._policy.snapshot()
         self._logical = {t: logical_name(settings, t) for t in _topics(settings, stage)}
         self._physical: dict[str, str] = {}
 
+    def undo(self) -> None:
+        """The last batch was undone (its transaction aborted): its invalid records will be
+        read and counted again, so they must not count twice toward the DLQ limits."""
+        self._policy.restore(self._policy_before)
+
     def process(self, chunks: list[Chunk]) -> None:
+        self._policy_before = self._policy.snapshot()
         started = time.monotonic()
         inbound: list[tuple[Inbound, int]] = []
         for chunk in chunks:

@@ -1,4 +1,5 @@
-"""The bounded hand-off between the poll thread and the processing thread, and batching.
+"""The hand-off between the poll thread and the processing thread, and batching (its size is
+bounded by the poll thread's backpressure, see :mod:`~streams.runner.polling`).
 
 The poll thread puts each ``consume()`` result in as chunks (one per partition, tagged with
 the partition's epoch, see :mod:`streams.offsets`); the processing thread takes batches of up
@@ -30,6 +31,9 @@ class Chunk:
 
 
 class Handoff:
+    """Chunks in consumption order; :meth:`put` from the poll thread, :meth:`take` from the
+    processing thread."""
+
     def __init__(self) -> None:
         self._chunks: collections.deque[Chunk] = collections.deque()
         self._ready = threading.Condition()
@@ -51,14 +55,12 @@ class Handoff:
         with self._ready:
             while size < max_batch:
                 if not self._chunks:
-                    now = time.monotonic()
-                    if deadline is None:
-                        if batch:
-                            deadline = now + max_wait
-                        elif not self._ready.wait(0.1):
+                    if deadline is None:  # nothing taken yet: wait for a first record
+                        if not self._ready.wait(0.1):
                             return batch
                         continue
-                    if now >= deadline or not self._ready.wait(deadline - now):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._ready.wait(left):
                         break
                     continue
                 chunk = self._chunks.popleft()

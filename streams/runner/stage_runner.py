@@ -86,7 +86,7 @@ class StageRunner:
                 self._producer, tracker, labels, self.failing, self._poller.rewind, txn_id
             )
         else:
-            self._strategy = AtLeastOnce(tracker, labels, self.failing)
+            self._strategy = AtLeastOnce(self._producer, tracker, labels, self.failing)
 
     def fail(self, exc: BaseException) -> None:
         """Stop the stage with ``exc`` (the first one reported wins)."""
@@ -129,13 +129,10 @@ class StageRunner:
         left = self._producer.flush(SHUTDOWN_FLUSH_S)
         if left:
             log.warning("%d outputs unacknowledged at shutdown: read again after restart", left)
-        if isinstance(self._strategy, AtLeastOnce):
-            self._strategy.closing = True
-            if not isinstance(self._fatal, DeliveryFailed):
-                try:
-                    self._strategy.close(consumer)
-                except BaseException as exc:
-                    self.fail(exc)
+        try:
+            self._strategy.close(consumer, commit=not isinstance(self._fatal, DeliveryFailed))
+        except BaseException as exc:
+            self.fail(exc)
         consumer.close()
 
     # -- processing thread -------------------------------------------------------------
@@ -161,7 +158,8 @@ class StageRunner:
                 )
                 if chunks:
                     metrics.BATCH_WAIT.labels(self.stage.name).observe(self._handoff.last_fill_s)
-                    self._strategy.process(chunks, self._dispatcher.process)
+                    if not self._strategy.process(chunks, self._dispatcher.process):
+                        self._dispatcher.undo()  # aborted: the records will be read again
                     if self._on_batch is not None:
                         self._on_batch(sum(len(c.messages) for c in chunks))
         except BaseException as exc:

@@ -67,3 +67,18 @@ def test_a_failed_offset_commit_is_retried_at_least_once() -> None:
         wait_until(lambda: broker.committed_offset("g", requests) == 8, "all committed")
     assert broker.commit_failure is None  # the failure happened
     assert sorted(output_ids(broker, settings)) == sorted(f"r-{i}" for i in range(8))
+
+
+def test_committed_transactions_leave_nothing_tracked() -> None:
+    """Exactly-once kept every consumed offset in the tracker until a rebalance (about
+    150 bytes a record, gigabytes an hour at the router's rate): a commit drops them."""
+    settings = memory_settings("exactly_once", max_batch=5)
+    requests = topic_name(settings, "requests")
+    broker = MemoryBroker()
+    for i in range(40):
+        broker.append(requests, request_bytes(f"r-{i}"))
+    runner = make_runner(CopyStage(), settings, MemoryClients(broker), "g")
+    with Running(runner):
+        wait_until(lambda: broker.committed_offset("g", requests) == 40, "all committed")
+        tracked = sum(len(p.outstanding) for p in runner._tracker._parts.values())
+        assert tracked <= 5  # at most the records of the last batch, not all 40
