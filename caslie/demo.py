@@ -66,9 +66,7 @@ def run_demo(
         folder = settings.cache_dir / "demo-images"
         events = build_sample(folder, run_id)
         # the sample's images are files: file:// is off unless its folder is a root
-        roots = [*settings.images.file_roots, str(folder.resolve())]
-        images = settings.images.model_copy(update={"file_roots": roots})
-        settings = settings.model_copy(update={"images": images})
+        settings = settings.with_file_root(folder)
         wanted = {q["request_id"]: q for q in events["queries"]}
         worker = threading.Thread(
             target=lambda: code.append(run_stages(settings, "all", stop)),

@@ -207,6 +207,13 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
 
+    def with_file_root(self, folder: Path) -> Settings:
+        """These settings with ``folder`` added to ``images.file_roots`` (``file://`` images
+        are refused outside the roots)."""
+        roots = [*self.images.file_roots, str(folder.resolve())]
+        images = self.images.model_copy(update={"file_roots": roots})
+        return self.model_copy(update={"images": images})
+
     def batch_for(self, stage: str) -> BatchSettings:
         """The batching of stage ``stage``: its ``stage_batch`` entry, else ``batch``."""
         return self.stage_batch.get(stage, self.batch)

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from caslie.bench.kafka_layer import running
 from streams.clients import make_producer
 from streams.config import BatchSettings, Settings
 from streams.router.stages import RouterStage, RouterTables
@@ -85,18 +86,12 @@ def _resolve_rate(
     runner = StageRunner(
         stage, settings, on_batch=lambda n: batches.append((time.perf_counter(), n))
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=(stop,), name="bench-router-queries")
-    thread.start()
-    deadline = time.monotonic() + timeout
-    try:
+    with running(runner, "bench-router-queries"):
+        deadline = time.monotonic() + timeout
         while sum(n for _, n in batches) < queries:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"router: {sum(n for _, n in batches)} of {queries} resolved")
             time.sleep(0.01)
-    finally:
-        stop.set()
-        thread.join(60)
     (first, first_n), (last, _) = batches[0], batches[-1]
     return (queries - first_n) / (last - first)
 

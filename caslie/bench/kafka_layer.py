@@ -3,9 +3,10 @@ commit (the worker runner with a stage that does nothing), per topic and record 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,7 +26,6 @@ class CountingStage:
         self.name = f"bench-{logical_topic}"
         self.input_topics = (logical_topic,)
         self.count = 0
-        self.batches: list[int] = []
         self.first: float | None = None
         self.last = 0.0
 
@@ -34,9 +34,32 @@ class CountingStage:
         if self.first is None:
             self.first = now
         self.count += len(batch)
-        self.batches.append(len(batch))
-        self.last = now
-        return [Emit() for _ in batch]
+        results = [Emit() for _ in batch]
+        self.last = time.perf_counter()  # when the batch was done
+        return results
+
+
+@contextlib.contextmanager
+def running(runner: StageRunner, name: str) -> Iterator[list[BaseException]]:
+    """Run ``runner`` in a thread for the block; its error, if any, is raised after it."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run(stop)
+        except BaseException as exc:  # raised below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
+        thread.join(60)
+    if errors:
+        raise errors[0]
 
 
 def _wait(stage: CountingStage, count: int, timeout: float) -> None:
@@ -52,21 +75,9 @@ def measure_topic(
 ) -> dict[str, Any]:
     value = encode(record)
     stage = CountingStage(logical)
-    runner = StageRunner(stage, settings)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            runner.run(stop)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name=f"bench-{logical}", daemon=True)
-    thread.start()
     producer = make_producer(settings)
     name = topic_name(settings, logical)
-    try:
+    with running(StageRunner(stage, settings), f"bench-{logical}"):
         producer.produce(name, key=b"warm-up", value=value)  # group joined once this is seen
         producer.flush(30)
         _wait(stage, 1, timeout)
@@ -78,11 +89,6 @@ def measure_topic(
         produced = time.perf_counter() - began
         _wait(stage, count + 1, timeout)
         seconds = stage.last - began
-    finally:
-        stop.set()
-        thread.join(60)
-    if errors:
-        raise errors[0]
     return {
         "topic": logical,
         "record_bytes": len(value),

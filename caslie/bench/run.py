@@ -168,6 +168,8 @@ def run_bench(
         wait_for_broker(settings, timeout=30)
         create_topics(settings)
         images = work_dir / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        settings = settings.with_file_root(images)  # the workload's images are files
         warm = build_workload(images, 1, first_variant=900)
         main = build_workload(images, plan.per_task, first_variant=0)
         timed = time.perf_counter()

@@ -37,6 +37,7 @@ def test_tiny_bench_runs_every_section(kafka_settings: Settings, tmp_path: Path)
         batching_records=4,
         kafka_records=50,
         timeout_s=300,
+        ceiling_records=500,
     )
     report = run_bench(kafka_settings, plan, True, tmp_path, Console(quiet=True))
 
@@ -62,8 +63,10 @@ def test_tiny_bench_runs_every_section(kafka_settings: Settings, tmp_path: Path)
     assert ratio == pytest.approx(
         report["pipeline"]["throughput_rps"] / report["in_process"]["throughput_rps"]
     )
+    assert {r["topic"] for r in report["ceiling"]["rows"]} == {"queries", "requests"}
     text = markdown(report)
     assert f"**{ratio:.2f}**" in text and "## Kafka layer alone" in text
+    assert "## The runner against the bare client" in text
 
 
 def test_bench_help() -> None:
