@@ -119,32 +119,14 @@ class Dispatcher:
 
     def _deliver(self, item: Inbound, epoch: int, result: Result) -> None:
         if isinstance(result, Reject):
-            failure = Failure(
-                item.topic,
-                item.partition,
-                item.offset,
-                item.key,
-                item.raw,
-                result.kind,
-                result.message,
-            )
-            self._send_dlq(failure, epoch)
+            self._reject(item, epoch, result.kind, result.message)
             return
         assert isinstance(result, Emit)
         encoded = [(out, encode_value(out.value)) for out in result.outputs]
         too_big = [len(data) for _, data in encoded if data and len(data) > MAX_RECORD_BYTES]
         if too_big:
             message = f"output of {max(too_big)} bytes exceeds the {MAX_RECORD_BYTES}-byte limit"
-            failure = Failure(
-                item.topic,
-                item.partition,
-                item.offset,
-                item.key,
-                item.raw,
-                ErrorKind.OVERSIZED,
-                message,
-            )
-            self._send_dlq(failure, epoch)
+            self._reject(item, epoch, ErrorKind.OVERSIZED, message)
             return
         self._policy.record_valid()
         tp = (item.topic, item.partition)
@@ -185,6 +167,12 @@ class Dispatcher:
                 return
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: wait for deliveries
+
+    def _reject(self, item: Inbound, epoch: int, kind: ErrorKind, message: str) -> None:
+        failure = Failure(
+            item.topic, item.partition, item.offset, item.key, item.raw, kind, message
+        )
+        self._send_dlq(failure, epoch)
 
     def _send_dlq(self, failure: Failure, epoch: int) -> None:
         self._policy.check_invalid(self.stage.name, failure.kind)
