@@ -81,10 +81,19 @@ class CommitStrategy(Protocol):
 
 
 class _Gated:
-    """The gate, and a batch's records re-checked against their epochs under it."""
+    """What both strategies hold: the producer, the tracker, the gate, and a batch's records
+    re-checked against their epochs under it."""
 
-    def __init__(self, tracker: OffsetTracker, failing: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        tracker: OffsetTracker,
+        labels: dict[str, str],
+        failing: Callable[[], bool],
+    ) -> None:
+        self._producer = producer
         self._tracker = tracker
+        self._labels = labels
         self._failing = failing
         self._gate = threading.Lock()
 
@@ -100,9 +109,7 @@ class AtLeastOnce(_Gated):
         labels: dict[str, str],
         failing: Callable[[], bool],
     ) -> None:
-        super().__init__(tracker, failing)
-        self._producer = producer
-        self._labels = labels
+        super().__init__(producer, tracker, labels, failing)
         #: Positions whose commit failed (broker away): retried at the next interval.
         self._pending: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
@@ -188,9 +195,7 @@ class Transactional(_Gated):
         rewind: Rewind,
         transactional_id: str,
     ) -> None:
-        super().__init__(tracker, failing)
-        self._producer = producer
-        self._labels = labels
+        super().__init__(producer, tracker, labels, failing)
         self._rewind = rewind
         self._transactional_id = transactional_id
         self._request: _CommitRequest | None = None

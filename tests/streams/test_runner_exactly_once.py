@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from streams.runner import StageRunner
 from streams.runner.clients import KafkaClients
 from tests.support.runner import (
     CopyStage,
+    collect_in_background,
     committed_total,
     produce_requests,
     read_topic,
@@ -50,14 +50,7 @@ def test_exactly_once_outputs_dlq_and_offsets_commit_together(kafka_settings: Se
     values += [request_bytes(r) for r in good[10:]]
     produce_requests(settings, values)
 
-    done = threading.Event()
-    captioned: list[dict[str, Any]] = []
-
-    def collect() -> None:
-        captioned.extend(read_topic(settings, "captioned", len(good)))
-        done.set()
-
-    threading.Thread(target=collect).start()
+    captioned, done = collect_in_background(settings, "captioned", len(good))
     assert run_runner(StageRunner(CopyStage(), settings, group_id="g-eos"), done) is None
     assert sorted(r["request_id"] for r in captioned) == sorted(good)
     assert sorted(e["error_kind"] for e in read_topic(settings, "dlq", 2)) == [
@@ -113,14 +106,7 @@ def test_an_abortable_commit_aborts_rewinds_and_goes_on(kafka_settings: Settings
     settings = _eos(kafka_settings)
     ids = [f"a-{i}" for i in range(30)]
     produce_requests(settings, [request_bytes(r) for r in ids])
-    done = threading.Event()
-    captioned: list[dict[str, Any]] = []
-
-    def collect() -> None:
-        captioned.extend(read_topic(settings, "captioned", len(ids)))
-        done.set()
-
-    threading.Thread(target=collect).start()
+    captioned, done = collect_in_background(settings, "captioned", len(ids))
     runner = StageRunner(
         CopyStage(), settings, group_id="g-eos-abortable", clients=_Wrapped(_AbortableOnce)
     )
@@ -151,14 +137,7 @@ def test_exactly_once_aborts_and_replays_without_duplicates(kafka_settings: Sett
     assert committed_total(settings, "g-eos-abort") == 0
 
     # Second run: everything is processed again; read_committed readers see each once.
-    done = threading.Event()
-    captioned: list[dict[str, Any]] = []
-
-    def collect() -> None:
-        captioned.extend(read_topic(settings, "captioned", len(ids)))
-        done.set()
-
-    threading.Thread(target=collect).start()
+    captioned, done = collect_in_background(settings, "captioned", len(ids))
     assert run_runner(StageRunner(CopyStage(), settings, group_id="g-eos-abort"), done) is None
     assert sorted(r["request_id"] for r in captioned) == sorted(ids)
     extra = list(

@@ -17,6 +17,7 @@ from streams.stage import FatalStageError
 from streams.topics import topic_name
 from tests.support.runner import (
     CopyStage,
+    collect_in_background,
     committed_total,
     produce_requests,
     read_topic,
@@ -91,14 +92,7 @@ def test_backpressure_pauses_but_keeps_polling(
     produce_requests(settings, [request_bytes(r) for r in ids])
     stage = CopyStage(delay=0.05)
     runner = StageRunner(stage, settings, group_id="g-bp")
-    done = threading.Event()
-    out: list[dict] = []
-
-    def collect() -> None:
-        out.extend(read_topic(settings, "captioned", len(ids)))
-        done.set()
-
-    threading.Thread(target=collect).start()
+    out, done = collect_in_background(settings, "captioned", len(ids))
     with caplog.at_level(logging.INFO, logger="streams.runner"):
         assert run_runner(runner, done, timeout=120) is None
     assert sorted(r["request_id"] for r in out) == sorted(ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
@@ -64,6 +65,22 @@ def produce_requests(settings: Settings, values: list[bytes]) -> None:
     for i, value in enumerate(values):
         producer.produce(topic_name(settings, "requests"), key=str(i).encode(), value=value)
     assert producer.flush(30) == 0
+
+
+def collect_in_background(
+    settings: Settings, logical: str, n: int
+) -> tuple[list[dict[str, Any]], threading.Event]:
+    """Read ``n`` records of ``logical`` (read_committed) in a thread: the list fills, and the
+    event is set once they are read (or the read gave up)."""
+    records: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def collect() -> None:
+        records.extend(read_topic(settings, logical, n))
+        done.set()
+
+    threading.Thread(target=collect, daemon=True).start()
+    return records, done
 
 
 def run_runner(
