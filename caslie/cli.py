@@ -531,10 +531,11 @@ def eval_command(
     from rich.table import Table
 
     from schemas.records import EnrichedRecord, LabelEvent
+    from streams.artifacts import registry_for
     from training.dataset import assemble, read_mmec
     from training.evaluate import evaluate, majority_baseline
     from training.plot import plot_versions
-    from training.retrain import read_topic_records, registry_for
+    from training.retrain import read_topic_records
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
 
     settings = _settings(ctx)
@@ -597,7 +598,7 @@ def rollback(
     name: Annotated[str, typer.Argument(help="Adapter name.")] = "generalist",
 ) -> None:
     """Make the previous adapter version current again and announce it to the predictors."""
-    from training.registry import RegistryError
+    from streams.artifacts.registry import RegistryError
     from training.retrain import rollback as do_rollback
 
     try:

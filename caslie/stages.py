@@ -77,7 +77,7 @@ def build_voter(settings: Settings) -> Stage:
 
 
 def build_predictor(settings: Settings) -> Stage:
-    from training.retrain import registry_for
+    from streams.artifacts import registry_for
     from workers.adapters import AdapterWatcher
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
     from workers.predictor import PredictorStage

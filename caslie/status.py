@@ -14,16 +14,10 @@ from typing import Any
 
 from streams.config import Settings
 from streams.lag import group_lag, topic_ends
-from streams.router.stages import RouterStage, WaitingStage
+from streams.topics import LAYOUT
 
-#: stage -> (consumer group suffix, input topics)
-STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "router": ("router", RouterStage.input_topics),
-    "router.waiting": ("router.waiting", WaitingStage.input_topics),
-    "captioner": ("captioner", ("requests",)),
-    "voter": ("voter", ("captioned",)),
-    "predictor": ("predictor", ("enriched",)),
-}
+#: stage -> (consumer group suffix, input topics), from the pipeline's layout
+STAGES: dict[str, tuple[str, tuple[str, ...]]] = {s.name: (s.name, s.inputs) for s in LAYOUT}
 _SAMPLE = re.compile(r"^caslie_dlq_records_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 
 

@@ -2,19 +2,7 @@
 
 from schemas.base import SCHEMA_VERSION, Record
 from schemas.dlq import DlqEnvelope, ErrorKind
-from schemas.events import (
-    APQuery,
-    CCQuery,
-    MPCQuery,
-    ProductEvent,
-    PRPQuery,
-    PSIQuery,
-    QueryEvent,
-    ReviewEvent,
-    SAQuery,
-    SRQuery,
-    parse_query,
-)
+from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent, parse_query
 from schemas.images import ImageRef
 from schemas.records import (
     AdapterAnnouncement,
@@ -34,11 +22,10 @@ from schemas.registry import TOPIC_TYPES, validate
 __all__ = [
     "SCHEMA_VERSION",
     "TOPIC_TYPES",
-    "APQuery",
     "AdapterAnnouncement",
-    "CCQuery",
     "Caption",
     "CaptionedRecord",
+    "ClaimEvent",
     "DlqEnvelope",
     "EnrichedRecord",
     "ErrorKind",
@@ -46,16 +33,11 @@ __all__ = [
     "ImageSlot",
     "JudgeVote",
     "LabelEvent",
-    "MPCQuery",
-    "PRPQuery",
-    "PSIQuery",
     "Prediction",
     "ProductEvent",
-    "QueryEvent",
+    "Query",
     "Record",
     "ReviewEvent",
-    "SAQuery",
-    "SRQuery",
     "SlotVerdict",
     "TaskRequest",
     "TraceEntry",

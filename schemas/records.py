@@ -7,14 +7,26 @@ traced back: ``TaskRequest`` -> ``CaptionedRecord`` -> ``EnrichedRecord``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.base import Identifier, Record
 from schemas.images import ImageRef
-from schemas.tasks.catalog import get_task
-from schemas.tasks.spec import TaskCode
+
+
+def _registered(code: str) -> str:
+    from schemas.tasks.registry import get_task
+
+    try:
+        get_task(code)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    return code
+
+
+#: A registered task's code (``AP`` ... ``AE``, or a plug-in's).
+TaskName = Annotated[str, Field(min_length=1, max_length=16), AfterValidator(_registered)]
 
 
 class _Part(BaseModel):
@@ -34,7 +46,7 @@ class ImageSlot(_Part):
     """One image to caption, with the values its caption and judge prompts need.
 
     Slot names: ``product``, ``review``, ``product1``/``product2`` (PRP), ``history/N`` and
-    ``option/L`` (SR).
+    ``option/L`` (SR), ``claim/N`` and ``reference`` (claim tasks).
     """
 
     slot: str = Field(min_length=1, max_length=64)
@@ -47,10 +59,10 @@ class TaskRequest(Record):
     """A fully self-contained request for one prediction (topic ``requests``)."""
 
     request_id: Identifier
-    task: TaskCode
+    task: TaskName
     #: Task inputs; keys per task spec (e.g. AP: ``question``, ``document``).
     inputs: dict[str, str | list[str]]
-    #: Option strings (``"A: ..."``); empty for yes/no tasks.
+    #: Option strings (``"A: ..."``); empty for yes/no tasks; the keys to fill for JSON ones.
     options: list[str] = Field(default_factory=list, max_length=20)
     slots: list[ImageSlot] = Field(default_factory=list, max_length=48)
     adapter: Identifier | None = None
@@ -60,12 +72,16 @@ class TaskRequest(Record):
 
     @model_validator(mode="after")
     def _inputs_match_task(self) -> TaskRequest:
+        from schemas.tasks.registry import get_task
+
         spec = get_task(self.task)
         missing = [f for f in spec.input_fields if f not in self.inputs]
         if missing:
             raise ValueError(f"{self.task} request is missing inputs {missing}")
-        if spec.answer_kind == "lettered" and len(self.options) < 2:
+        if spec.answer == "lettered" and len(self.options) < 2:
             raise ValueError(f"{self.task} request needs at least two options")
+        if spec.answer == "json" and not self.options:
+            raise ValueError(f"{self.task} request needs the keys to fill as its options")
         for slot in self.slots:
             need = spec.caption_vars - slot.caption_vars.keys()
             need |= spec.judge_vars - slot.judge_vars.keys()
@@ -82,6 +98,8 @@ class Caption(_Part):
     model: str | None = None
     image_sha256: str | None = None
     cached: bool = False
+    #: The words OCR read on the image, in reading order (VIT-Pro's "OCR tokens").
+    ocr_tokens: str | None = None
     #: Why no caption was produced (image fetch/decoding/model error); the request goes on.
     error: str | None = None
 
@@ -118,11 +136,13 @@ class Prediction(Record):
     """A task answer (topic ``predictions``)."""
 
     request_id: Identifier
-    task: TaskCode
-    #: ``yes``/``no`` for binary tasks, else the option letter.
+    task: TaskName
+    #: ``yes``/``no`` for binary tasks, the option letter, or (JSON tasks) the object's text.
     label: str
     #: The full option text for lettered tasks.
     option: str | None = None
+    #: The attribute object of a JSON task (AE), keys in the asked order.
+    answer: dict[str, str] | None = None
     scores: dict[str, float] | None = None
     #: ``name@vN`` of the LoRA adapter that answered, or ``base``.
     adapter: str
@@ -139,9 +159,9 @@ class LabelEvent(Record):
     """Ground truth or feedback for a request (topic ``labels``); latest wins."""
 
     request_id: Identifier
-    task: TaskCode
-    #: ``yes``/``no`` or the option letter.
-    label: str = Field(min_length=1, max_length=8)
+    task: TaskName
+    #: ``yes``/``no``, the option letter, or (JSON tasks) the object's JSON text.
+    label: str = Field(min_length=1, max_length=8_000)
     source: str | None = None
     event_time: float | None = None
 
@@ -153,7 +173,7 @@ class AdapterAnnouncement(Record):
     adapter_version: int = Field(ge=1)
     uri: str
     base_model: str
-    tasks: list[TaskCode] = Field(default_factory=list)
+    tasks: list[TaskName] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
     action: Literal["publish", "rollback"] = "publish"
     published_at: float

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.dlq import DlqEnvelope
-from schemas.events import ProductEvent, QueryEvent, ReviewEvent
+from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent, parse_query
 from schemas.records import (
     AdapterAnnouncement,
     CaptionedRecord,
@@ -26,7 +26,9 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
     {
         "catalog": ProductEvent,
         "reviews": ReviewEvent,
-        "queries": QueryEvent,
+        "claims": ClaimEvent,
+        # one model per task, picked by ``task`` (schemas.tasks.registry)
+        "queries": Query,
         "requests": TaskRequest,
         "captioned": CaptionedRecord,
         "enriched": EnrichedRecord,
@@ -37,21 +39,44 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
         "queries.waiting": WaitingQuery,
         "router.products": ProductEvent,
         "router.reviews": RecentReviews,
+        "router.claims": ClaimEvent,
     }
 )
 _ADAPTERS = {name: TypeAdapter(tp) for name, tp in TOPIC_TYPES.items()}
+
+
+def _query_schema() -> dict[str, Any]:
+    """``oneOf`` the registered tasks' query models, picked by ``task``."""
+    from pydantic.json_schema import models_json_schema
+
+    from schemas.tasks.registry import all_tasks
+
+    models = [task.query_model for task in all_tasks()]
+    refs, schema = models_json_schema(
+        [(m, "validation") for m in models], ref_template="#/$defs/{model}"
+    )
+    return {
+        "oneOf": [refs[(m, "validation")] for m in models],
+        "discriminator": {"propertyName": "task"},
+        "$defs": schema.get("$defs", {}),
+    }
+
 
 JSONSCHEMA_DIR = Path(__file__).parent / "jsonschema"
 
 
 def validate(logical_topic: str, obj: object) -> BaseModel:
     """Validate a decoded JSON value for a topic; raises ``pydantic.ValidationError``."""
+    if logical_topic == "queries":
+        return parse_query(obj)
     result: BaseModel = _ADAPTERS[logical_topic].validate_python(obj)
     return result
 
 
 def json_schema(logical_topic: str) -> dict[str, Any]:
-    schema: dict[str, Any] = _ADAPTERS[logical_topic].json_schema()
+    schema: dict[str, Any] = (
+        _query_schema() if logical_topic == "queries" else _ADAPTERS[logical_topic].json_schema()
+    )
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema.setdefault("title", logical_topic)
     return schema

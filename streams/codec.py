@@ -14,17 +14,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.dlq import ErrorKind
 from schemas.registry import validate
-from schemas.tasks.spec import TaskCode
+from schemas.tasks.registry import is_task, task_codes
 from streams.exceptions import DecodeFailure
 
 #: Records larger than this are refused before parsing.
 MAX_RECORD_BYTES = 1_000_000
-_TASK_CODES = {code.value for code in TaskCode}
 #: Topics on which a record without a value deletes its key.
-TOMBSTONE_TOPICS = frozenset({"catalog", "router.products", "router.reviews"})
+TOMBSTONE_TOPICS = frozenset({"catalog", "router.products", "router.reviews", "router.claims"})
 #: Changelogs that the router writes: JSON ``null`` there is a tombstone too (what
 #: :func:`encode` makes of one, for a producer that cannot send a null value).
-_CHANGELOGS = frozenset({"router.products", "router.reviews"})
+_CHANGELOGS = frozenset({"router.products", "router.reviews", "router.claims"})
 
 
 class Tombstone(BaseModel):
@@ -84,12 +83,13 @@ def decode(raw: bytes | None, logical_topic: str, max_bytes: int = MAX_RECORD_BY
     obj = decode_json(raw, max_bytes)
     if obj is None and logical_topic in _CHANGELOGS:
         return TOMBSTONE
-    if logical_topic == "queries" and isinstance(obj, dict):
+    if logical_topic == "queries":
+        if not isinstance(obj, dict):
+            raise DecodeFailure(ErrorKind.SCHEMA, "a query must be a JSON object")
         task = obj.get("task")
-        if not isinstance(task, str) or task not in _TASK_CODES:
+        if not is_task(task):
             raise DecodeFailure(
-                ErrorKind.UNKNOWN_TASK,
-                f"unknown task {task!r}; known: {', '.join(sorted(_TASK_CODES))}",
+                ErrorKind.UNKNOWN_TASK, f"unknown task {task!r}; known: {', '.join(task_codes())}"
             )
     try:
         return validate(logical_topic, obj)

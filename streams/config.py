@@ -64,6 +64,10 @@ class RouterSettings(_Section):
     auto_cc: bool = False
     #: Emit an SA request for every new review.
     auto_sa: bool = False
+    #: Claim tasks asked of every new claim on ``claims`` (VIT-Pro's DD, PM, AE).
+    claim_tasks: list[str] = Field(default_factory=lambda: ["DD", "PM", "AE"])
+    #: The attributes AE reads when a query names none (unset: the task's default keys).
+    attribute_keys: list[str] | None = Field(default=None, min_length=1, max_length=20)
     #: This replica's RocksDB folder (tables + changelog checkpoint); one folder per replica,
     #: kept across restarts so a restart replays only what changed. Unset: a folder per topic
     #: prefix under ``cache_dir``/router-state.

@@ -1,10 +1,16 @@
-"""The topic registry: logical names, prefixed names, partitions, cleanup policies."""
+"""The topic registry (logical names, prefixed names, partitions, cleanup policies) and the
+pipeline's layout: which stage reads and writes which topics, under which consumer group, with
+which dedupe ids (:data:`LAYOUT`). Stages, ``caslie status``, the bench and the deployment
+checks read the layout from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from streams.config import Settings
+from streams.stage import Output
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,7 @@ class TopicSpec:
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("catalog", key="product_id", compacted=True),
     TopicSpec("reviews", key="product_id"),
+    TopicSpec("claims", key="claim_id"),
     TopicSpec("queries", key="request_id"),
     TopicSpec("requests", key="request_id"),
     TopicSpec("captioned", key="request_id"),
@@ -35,8 +42,43 @@ TOPICS: tuple[TopicSpec, ...] = (
     # every router replica (they are the router's state; nothing else should write them).
     TopicSpec("router.products", key="product_id", compacted=True),
     TopicSpec("router.reviews", key="product_id", compacted=True),
+    TopicSpec("router.claims", key="claim_id", compacted=True),
 )
 BY_LOGICAL = {spec.logical: spec for spec in TOPICS}
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    """One stage of the pipeline: its name (also its consumer group suffix and the suffix of
+    its outputs' dedupe ids), the topics it reads and the topics it writes."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def dedupe_id(self, key: str) -> str:
+        """The dedupe id of this stage's output for a record key (``<request id>:<stage>``):
+        the same on every redelivery, so consumers drop repeats."""
+        return f"{key}:{self.name}"
+
+    def output(self, key: str, value: BaseModel) -> Output:
+        """The stage's main output (its first output topic) for a request."""
+        return Output(self.outputs[0], key, value, self.dedupe_id(key))
+
+
+#: The pipeline, in order.
+LAYOUT: tuple[StageLayout, ...] = (
+    StageLayout(
+        "router",
+        ("catalog", "reviews", "claims", "queries"),
+        ("requests", "queries.waiting", "router.products", "router.reviews", "router.claims"),
+    ),
+    StageLayout("router.waiting", ("queries.waiting",), ("requests", "queries.waiting")),
+    StageLayout("captioner", ("requests",), ("captioned",)),
+    StageLayout("voter", ("captioned",), ("enriched",)),
+    StageLayout("predictor", ("enriched",), ("predictions",)),
+)
+STAGE_LAYOUT = {stage.name: stage for stage in LAYOUT}
 
 
 def topic_name(settings: Settings, logical: str) -> str:

@@ -1,5 +1,5 @@
 """Training data: enriched records joined with their labels, turned into instruction
-examples by the same :func:`schemas.tasks.assembly.build_sample` the predictor uses, split
+examples by the same :func:`schemas.tasks.sample.sample_of` the predictor uses, split
 deterministically by a hash of the request id; MMECInstruct-style JSON in and out.
 """
 
@@ -14,8 +14,8 @@ from typing import Any, Literal
 import orjson
 
 from schemas.records import EnrichedRecord, LabelEvent
-from schemas.tasks.assembly import InstructionSample, build_sample
-from schemas.tasks.catalog import get_task
+from schemas.tasks.registry import get_task
+from schemas.tasks.sample import InstructionSample, sample_of
 
 Split = Literal["train", "val", "test"]
 
@@ -52,39 +52,28 @@ class InstructionExample:
             options=list(self.options),
         )
 
+    def sample_answer(self) -> dict[str, object]:
+        """The gold answer of a JSON task as an object."""
+        value = orjson.loads(self.output)
+        return value if isinstance(value, dict) else {}
+
     def label(self) -> str:
-        """The answer label (``yes``/``no`` or the option letter) of ``output``."""
-        spec = get_task(self.task)
-        return (
-            self.output.strip()
-            if spec.answer_kind == "binary"
-            else self.output.split(":", 1)[0].strip()
-        )
-
-
-def answer_text(task: str, label: str, options: list[str]) -> str:
-    """The training target: ``yes``/``no``, or the full option (``B: positive``)."""
-    if get_task(task).answer_kind == "binary":
-        return label
-    for option in options:
-        if option.split(":", 1)[0].strip() == label:
-            return option
-    raise ValueError(f"label {label!r} is not one of the options {options}")
+        """The answer label (``yes``/``no``, the option letter, the JSON text) of ``output``."""
+        return get_task(self.task).label_of(self.output)
 
 
 def example_from(
     record: EnrichedRecord, label: str, split: str | None = None
 ) -> InstructionExample:
     kept = {v.slot for v in record.verdicts if v.keep}
-    captions = {c.slot: c.text for c in record.captions if c.slot in kept and c.text}
-    sample = build_sample(record, captions)
+    sample = sample_of(record)
     return InstructionExample(
-        task=record.task.value,  # a plain str: orjson refuses str-enum dict keys
+        task=record.task,
         split=split or split_for(record.request_id),
         instruction=sample.instruction,
         input=sample.input_text(),
         options=sample.options,
-        output=answer_text(record.task, label, list(record.options)),
+        output=get_task(record.task).target(label, list(record.options)),
         images=[s.image.url for s in record.slots if s.image is not None],
         caption_info={c.slot: {"caption": c.text, "kept": c.slot in kept} for c in record.captions},
         request_id=record.request_id,
@@ -108,7 +97,7 @@ def assemble(
             continue  # duplicates from at-least-once delivery, or unlabelled
         seen.add(record.request_id)
         label = latest[record.request_id][2].label
-        if label not in get_task(record.task).labels(record.options):
+        if not get_task(record.task).is_legal(label, record.options):
             continue
         examples.append(example_from(record, label))
     return examples

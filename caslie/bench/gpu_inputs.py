@@ -19,7 +19,7 @@ from PIL import Image
 
 from caslie.bench.workload import build_workload
 from schemas.records import CaptionedRecord, EnrichedRecord, TaskRequest
-from schemas.tasks.catalog import get_task
+from schemas.tasks.registry import get_task
 from training.dataset import InstructionExample, example_from
 from workers.backends.base import CaptionInput
 

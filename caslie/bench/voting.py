@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from caslie.bench.stage_runs import run_stage
 from schemas.records import CaptionedRecord, EnrichedRecord
+from schemas.tasks.answers import parse_judge_answer
 from streams.stage import Stage
-from training.metrics import parse_judge_answer
 from workers.backends.base import Judge, JudgeInput, Verdict
 from workers.backends.causal_lm import LlmJudge
 from workers.voter import VoterStage

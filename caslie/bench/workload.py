@@ -11,9 +11,11 @@ from caslie.demo_data import build_sample
 from schemas.events import ProductEvent, ReviewEvent, parse_query
 from schemas.records import TaskRequest
 from schemas.registry import validate
+from schemas.tasks.registry import CASLIE_TASKS
+from schemas.tasks.resolving import MemoryTables
 from streams.router.resolve import resolve
 
-TASKS = ("AP", "CC", "PRP", "PSI", "MPC", "SA", "SR")
+TASKS = CASLIE_TASKS
 
 
 @dataclass
@@ -88,8 +90,5 @@ def build_workload(folder: Path, per_task: int, first_variant: int = 0, run: str
             parsed_query = parse_query(event)
             work.queries.append(event)
 
-            # resolved at once, so the lookups may close over this variant's dicts
-            work.requests.append(
-                resolve(parsed_query, products.get, lambda pid: reviews.get(pid, []))  # noqa: B023
-            )
+            work.requests.append(resolve(parsed_query, MemoryTables(products, reviews)))
     return work

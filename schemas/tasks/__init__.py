@@ -1,16 +1,31 @@
-"""Task specs for the seven CASLIE tasks and the uniM3 input assembly."""
+"""Tasks: one module per task (``ap.py`` ... ``ae.py``), the registry that lists them, and what
+they share (spec, prompts, sample, resolving, answers, metrics). Read tasks through
+:mod:`schemas.tasks.registry`."""
 
-from schemas.tasks.catalog import ESCI_TO_LETTER, TASKS, get_task
-from schemas.tasks.spec import LETTERS, TaskCode, TaskSpec, letter_options, ordinal, render
+from schemas.tasks.registry import (
+    CASLIE_TASKS,
+    VITPRO_TASKS,
+    all_tasks,
+    get_task,
+    is_task,
+    register,
+    task_codes,
+    unregister,
+)
+from schemas.tasks.spec import LETTERS, Task, letter_options, ordinal, render
 
 __all__ = [
-    "ESCI_TO_LETTER",
+    "CASLIE_TASKS",
     "LETTERS",
-    "TASKS",
-    "TaskCode",
-    "TaskSpec",
+    "VITPRO_TASKS",
+    "Task",
+    "all_tasks",
     "get_task",
+    "is_task",
     "letter_options",
     "ordinal",
+    "register",
     "render",
+    "task_codes",
+    "unregister",
 ]

@@ -1,32 +1,49 @@
-"""The shape of a task spec: inputs, options, metric, and the three prompt templates."""
+"""What a task is: the one class a task module subclasses.
+
+A task module (``schemas/tasks/sa.py`` ...) holds everything about one task: its query model,
+what it needs from the router's tables, its captioning / CQE / task templates, its input
+assembly and prompt, its answer space, answer parsing and its metric. It ends with
+``TASK = SomeTask()``; :mod:`schemas.tasks.registry` lists the built-in ones and takes plug-ins
+(:func:`~schemas.tasks.registry.register`). Router, workers, training, evaluation, demo and bench
+read tasks only through the registry.
+
+Contract of a subclass:
+
+- ``code``/``name``/``query_model`` (a :class:`schemas.events.Query` with
+  ``task: Literal[code]``), ``input_fields`` (keys of ``TaskRequest.inputs``), ``answer``
+  (``binary``: yes/no; ``lettered``: option letters; ``json``: an object whose keys are the
+  request's ``options``), ``metric`` (a name of :data:`schemas.tasks.metrics.METRICS`);
+- the three templates (``{name}`` fields); ``caption_vars``/``judge_vars`` are derived;
+- :meth:`resolve` builds the self-contained request from a query and the tables, raising
+  :class:`~schemas.tasks.resolving.MissingData` for what is not known yet;
+- :meth:`assemble` builds the instruction sample from a request, the captions CQE kept and
+  the OCR tokens per slot; :meth:`prompt` renders a sample as the model's user message.
+"""
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
 
+from schemas.tasks import answers, metrics
 
-class TaskCode(StrEnum):
-    AP = "AP"
-    CC = "CC"
-    PRP = "PRP"
-    PSI = "PSI"
-    MPC = "MPC"
-    SA = "SA"
-    SR = "SR"
+if TYPE_CHECKING:
+    from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
+    from schemas.records import TaskRequest
+    from schemas.tasks.resolving import Tables
+    from schemas.tasks.sample import InstructionSample
 
-
-Metric = Literal["f1_yes", "accuracy", "macro_f1", "recall_at_1"]
+AnswerKind = Literal["binary", "lettered", "json"]
+#: Which paper a task comes from (decides the default prompt form).
+Family = Literal["caslie", "vitpro"]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
     """Fill ``{name}`` fields of a template; a missing field is an error, never left blank."""
-    needed = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    needed = template_fields(template)
     missing = needed - values.keys()
     if missing:
         raise KeyError(f"template needs {sorted(missing)}")
@@ -37,49 +54,7 @@ def template_fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """Everything the pipeline needs to know about one CASLIE task.
-
-    Templates use ``{name}`` fields; the reference's ``{{x}}`` slots map onto them (see
-    ``REFERENCE_SLOT_NAMES`` in :mod:`schemas.tasks.catalog`).
-    """
-
-    code: TaskCode
-    name: str
-    #: Fields of ``TaskRequest.inputs`` this task needs.
-    input_fields: tuple[str, ...]
-    #: Fixed option strings (``"A: ..."``); empty when options come with each request.
-    options: tuple[str, ...]
-    #: ``binary``: answers are ``yes``/``no``; ``lettered``: answers are option letters.
-    answer_kind: Literal["binary", "lettered"]
-    metric: Metric
-    caption_template: str
-    judge_template: str
-    instruction: str
-    #: Variables the caption and judge templates need from each image slot.
-    caption_vars: frozenset[str] = field(init=False)
-    judge_vars: frozenset[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "caption_vars", frozenset(template_fields(self.caption_template)))
-        judge = template_fields(self.judge_template) - {"caption"}
-        object.__setattr__(self, "judge_vars", frozenset(judge))
-
-    def caption_prompt(self, values: Mapping[str, str]) -> str:
-        return render(self.caption_template, values)
-
-    def judge_prompt(self, values: Mapping[str, str], caption: str) -> str:
-        return render(self.judge_template, {**values, "caption": caption})
-
-    def labels(self, options: tuple[str, ...] | list[str]) -> list[str]:
-        """The legal answers for a request with these options (``yes``/``no`` or letters)."""
-        if self.answer_kind == "binary":
-            return ["yes", "no"]
-        return [opt.split(":", 1)[0].strip() for opt in options]
-
-
-def letter_options(texts: list[str] | tuple[str, ...]) -> list[str]:
+def letter_options(texts: Sequence[str]) -> list[str]:
     """``["x", "y"]`` -> ``["A: x", "B: y"]`` (at most 20 options, A..T)."""
     if len(texts) > len(LETTERS):
         raise ValueError(f"at most {len(LETTERS)} options, got {len(texts)}")
@@ -90,3 +65,121 @@ def ordinal(n: int) -> str:
     """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+class Task:
+    """One task; subclass it in the task's module (see the module docstring)."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    family: ClassVar[Family] = "caslie"
+    query_model: ClassVar[type[Query]]
+    #: Fields of ``TaskRequest.inputs`` the task needs.
+    input_fields: ClassVar[tuple[str, ...]]
+    answer: ClassVar[AnswerKind]
+    metric: ClassVar[str]
+    #: Fixed options (``"A: ..."``); empty when they come with each request.
+    options: ClassVar[tuple[str, ...]] = ()
+    caption_template: ClassVar[str]
+    judge_template: ClassVar[str]
+    instruction: ClassVar[str]
+    #: Whether the task's prompt carries the OCR tokens of its images (VIT-Pro's tasks do).
+    ocr_tokens: ClassVar[bool] = False
+
+    @property
+    def caption_vars(self) -> frozenset[str]:
+        """Values the caption template needs from each image slot."""
+        return frozenset(template_fields(self.caption_template))
+
+    @property
+    def judge_vars(self) -> frozenset[str]:
+        """Values the CQE template needs from each image slot (besides the caption)."""
+        return frozenset(template_fields(self.judge_template) - {"caption"})
+
+    def caption_prompt(self, values: Mapping[str, str]) -> str:
+        return render(self.caption_template, values)
+
+    def judge_prompt(self, values: Mapping[str, str], caption: str) -> str:
+        return render(self.judge_template, {**values, "caption": caption})
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def labels(self, options: Sequence[str]) -> list[str]:
+        """The legal answers for a request with these options: ``yes``/``no``, the option
+        letters, or (``json``) the keys of the object to fill."""
+        if self.answer == "binary":
+            return ["yes", "no"]
+        if self.answer == "json":
+            return list(options)
+        return [opt.split(":", 1)[0].strip() for opt in options]
+
+    def parse(self, text: str, labels: Sequence[str]) -> str | None:
+        """A model's free text -> a legal answer, or ``None`` (a parse failure)."""
+        if self.answer == "json":
+            return answers.parse_json_answer(text, labels)
+        return answers.parse_answer(text, labels)
+
+    def target(self, label: str, options: Sequence[str]) -> str:
+        """The training target for a gold label: ``yes``/``no``, the full option
+        (``B: positive``), or the JSON object's text."""
+        if self.answer != "lettered":
+            return label
+        for option in options:
+            if option.split(":", 1)[0].strip() == label:
+                return option
+        raise ValueError(f"label {label!r} is not one of the options {list(options)}")
+
+    def label_of(self, output: str) -> str:
+        """The inverse of :meth:`target`."""
+        return output.split(":", 1)[0].strip() if self.answer == "lettered" else output.strip()
+
+    def is_legal(self, label: str, options: Sequence[str]) -> bool:
+        """Whether a gold label is a legal answer of a request with these options."""
+        if self.answer == "json":
+            return answers.parse_json_answer(label, options) is not None
+        return label in self.labels(options)
+
+    def score(self, gold: Sequence[str], pred: Sequence[str]) -> float:
+        """The task's metric over parsed answers."""
+        return metrics.METRICS[self.metric](gold, pred)
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    def product_ids(self, query: Query) -> list[str]:
+        """Every product id the query needs from the catalog, in order, without repeats."""
+        product_id = getattr(query, "product_id", None)
+        return [product_id] if product_id else []
+
+    def claim_id(self, query: Query) -> str | None:
+        """The claim the query needs from the claims table, if any."""
+        return None
+
+    def resolve(self, query: Query, tables: Tables) -> TaskRequest:
+        raise NotImplementedError
+
+    def assemble(
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+    ) -> InstructionSample:
+        raise NotImplementedError
+
+    def prompt(self, sample: InstructionSample) -> str:
+        """The user message of a sample (the uniM3 Instruction / Input / Options form)."""
+        return sample.unim3_message()
+
+    # -- automatic requests ----------------------------------------------------------------
+
+    def for_product(self, product: ProductEvent) -> TaskRequest | None:
+        """The request to make for a new catalog product (auto-CC), if any."""
+        return None
+
+    def for_review(self, review: ReviewEvent) -> TaskRequest | None:
+        """The request to make for a new review (auto-SA), if any."""
+        return None
+
+    def for_claim(self, claim: ClaimEvent) -> Query | None:
+        """The query to make for a new claim (VIT-Pro's tasks), if any: a query, not a
+        request, because it still has to wait for the claim's product."""
+        return None

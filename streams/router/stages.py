@@ -1,8 +1,9 @@
 """The router as two stages on the common runner (batching, DLQ, commits, exactly-once).
 
-- :class:`RouterStage` reads ``catalog``, ``reviews`` and ``queries``: it keeps the tables,
-  resolves queries into self-contained ``requests`` and sends queries whose products are not
-  known yet to ``queries.waiting``.
+- :class:`RouterStage` reads ``catalog``, ``reviews``, ``claims`` and ``queries``: it keeps the
+  tables, resolves queries into self-contained ``requests`` (each task resolves its own: see
+  :mod:`schemas.tasks`), asks the configured claim tasks of every new claim, and sends queries
+  whose products or claims are not known yet to ``queries.waiting``.
 - :class:`WaitingStage` reads ``queries.waiting`` in its own consumer group, sleeps until
   each record is due and tries again, so waiting never holds up fresh events.
 
@@ -19,22 +20,24 @@ from typing import Any
 
 from schemas.base import now
 from schemas.dlq import ErrorKind
-from schemas.events import ProductEvent, QueryEvent, ReviewEvent
+from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
 from schemas.records import TaskRequest
 from schemas.router import RecentReviews, WaitingQuery
+from schemas.tasks.registry import get_task
+from schemas.tasks.resolving import Tables
 from streams.codec import TOMBSTONE, Tombstone, decode
 from streams.config import RouterSettings, Settings
 from streams.router.resolve import (
     MissingData,
-    cc_request_for_product,
     resolve,
-    sa_request_for_review,
+    stored_claim,
     stored_product,
     stored_review,
 )
 from streams.router.store import StateStore
 from streams.router.tables import Table, TableFollower, state_dir
 from streams.stage import Emit, Inbound, Output, Reject, Result
+from streams.topics import STAGE_LAYOUT
 
 log = logging.getLogger(__name__)
 STAGE = "router"
@@ -42,12 +45,14 @@ WAITING_STAGE = "router.waiting"
 
 
 class RouterTables:
-    """The products and recent reviews of one replica, over its state store."""
+    """The products, recent reviews and claims of one replica, over its state store (what
+    tasks read: :class:`schemas.tasks.resolving.Tables`)."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self.products: Table[ProductEvent] = Table("router.products", ProductEvent, store)
         self.reviews: Table[RecentReviews] = Table("router.reviews", RecentReviews, store)
+        self.claims: Table[ClaimEvent] = Table("router.claims", ClaimEvent, store)
 
     @classmethod
     def open(cls, settings: Settings) -> RouterTables:
@@ -61,14 +66,19 @@ class RouterTables:
         recent = self.reviews.get(product_id)
         return list(recent.reviews) if recent is not None else []
 
+    def claim(self, claim_id: str) -> ClaimEvent | None:
+        return self.claims.get(claim_id)
+
     def follower(self, settings: Settings) -> TableFollower:
         """A follower that keeps these tables up to date from their changelogs."""
-        tables: dict[str, Table[Any]] = {t.logical_topic: t for t in (self.products, self.reviews)}
+        tables: dict[str, Table[Any]] = {
+            t.logical_topic: t for t in (self.products, self.reviews, self.claims)
+        }
         return TableFollower(settings, self.store, tables)
 
 
 def _request_output(request: TaskRequest) -> Output:
-    return Output("requests", request.request_id, request, f"{request.request_id}:router")
+    return STAGE_LAYOUT[STAGE].output(request.request_id, request)
 
 
 class _Resolving:
@@ -82,6 +92,9 @@ class _Resolving:
         self.tables = tables
         self.follower = follower
         self.settings = settings
+        #: What queries resolve against: the tables (plus a claim being added, see
+        #: :meth:`RouterStage._on_claim`).
+        self.resolving: Tables = tables
 
     def ready(self, timeout: float) -> bool:
         """Whether the tables are restored (raises if following them failed)."""
@@ -100,9 +113,9 @@ class _Resolving:
     def handle(self, item: Inbound) -> Result:
         raise NotImplementedError
 
-    def resolve_or_wait(self, query: QueryEvent, waiting: WaitingQuery) -> Result:
+    def resolve_or_wait(self, query: Query, waiting: WaitingQuery) -> Result:
         try:
-            request = resolve(query, self.tables.product, self.tables.reviews_of)
+            request = resolve(query, self.resolving)
         except MissingData as exc:
             if now() >= waiting.deadline:
                 waited = now() - waiting.first_seen
@@ -124,10 +137,11 @@ class _Resolving:
 
 
 class RouterStage(_Resolving):
-    """catalog, reviews, queries -> requests, queries.waiting, the tables' changelogs."""
+    """catalog, reviews, claims, queries -> requests, queries.waiting, the tables'
+    changelogs."""
 
     name = STAGE
-    input_topics = ("catalog", "reviews", "queries")
+    input_topics = STAGE_LAYOUT[STAGE].inputs
 
     def handle(self, item: Inbound) -> Result:
         match item.value:
@@ -139,6 +153,8 @@ class RouterStage(_Resolving):
                 return self._on_product(item, product)
             case ReviewEvent() as review:
                 return self._on_review(item, review)
+            case ClaimEvent() as claim:
+                return self._on_claim(item, claim)
             case query:
                 return self._on_query(item, query)  # type: ignore[arg-type]
 
@@ -158,7 +174,7 @@ class RouterStage(_Resolving):
         outputs = [Output("router.products", pid, kept, token)]
         is_new = self.tables.product(pid) is None
         if is_new and self.settings.auto_cc:
-            request = cc_request_for_product(product)
+            request = get_task("CC").for_product(product)
             if request is not None:
                 outputs.append(_request_output(request))
         self.tables.products.put(pid, kept, token)  # last: nothing above may fail after it
@@ -173,14 +189,45 @@ class RouterStage(_Resolving):
         token = _token(item, f"{pid}:reviews:{review.review_id}")
         outputs = [Output("router.reviews", pid, recent, token)]
         if self.settings.auto_sa:
-            outputs.append(_request_output(sa_request_for_review(review)))
+            request = get_task("SA").for_review(review)
+            if request is not None:
+                outputs.append(_request_output(request))
         self.tables.reviews.put(pid, recent, token)
         return Emit(outputs)
 
-    def _on_query(self, item: Inbound, query: QueryEvent) -> Result:
+    def _on_claim(self, item: Inbound, claim: ClaimEvent) -> Result:
+        """Keep the claim; ask the configured claim tasks of it (each resolves now, or waits
+        for the claim's product like any query)."""
+        token = _token(item, f"{claim.claim_id}:claim")
+        kept = stored_claim(claim)
+        outputs = [Output("router.claims", claim.claim_id, kept, token)]
+        resolving = self.resolving
+        self.resolving = _WithClaim(self.tables, kept)
+        try:
+            outputs += self._claim_queries(item, claim)
+        finally:
+            self.resolving = resolving
+        self.tables.claims.put(claim.claim_id, kept, token)  # last: nothing may fail after it
+        return Emit(outputs)
+
+    def _claim_queries(self, item: Inbound, claim: ClaimEvent) -> list[Output]:
+        outputs: list[Output] = []
+        for code in self.settings.claim_tasks:
+            query = get_task(code).for_claim(claim)
+            if query is None:
+                continue
+            if self.settings.attribute_keys and "keys" in type(query).model_fields:
+                query = query.model_copy(update={"keys": list(self.settings.attribute_keys)})
+            result = self._on_query(item, query, raw=query.to_json())
+            if isinstance(result, Reject):  # only past a deadline: not at a query's first try
+                raise RuntimeError(f"{code} of claim {claim.claim_id}: {result.message}")
+            outputs += result.outputs
+        return outputs
+
+    def _on_query(self, item: Inbound, query: Query, raw: bytes | None = None) -> Result:
         seen = now()
         waiting = WaitingQuery(
-            query=item.raw.decode(),
+            query=(raw or item.raw).decode(),
             source_topic=item.topic,
             source_partition=item.partition,
             source_offset=item.offset,
@@ -195,7 +242,7 @@ class WaitingStage(_Resolving):
     """queries.waiting -> requests, queries.waiting (again) or the DLQ past the deadline."""
 
     name = WAITING_STAGE
-    input_topics = ("queries.waiting",)
+    input_topics = STAGE_LAYOUT[WAITING_STAGE].inputs
 
     def handle(self, item: Inbound) -> Result:
         waiting = item.value
@@ -205,6 +252,23 @@ class WaitingStage(_Resolving):
             time.sleep(min(delay, self.settings.retry_interval_s))
         query = decode(waiting.query.encode(), "queries")
         return self.resolve_or_wait(query, waiting)  # type: ignore[arg-type]
+
+
+class _WithClaim:
+    """The tables with one claim added before the table has it."""
+
+    def __init__(self, tables: Tables, claim: ClaimEvent) -> None:
+        self._tables = tables
+        self._claim = claim
+
+    def product(self, product_id: str) -> ProductEvent | None:
+        return self._tables.product(product_id)
+
+    def reviews_of(self, product_id: str) -> list[ReviewEvent]:
+        return self._tables.reviews_of(product_id)
+
+    def claim(self, claim_id: str) -> ClaimEvent | None:
+        return self._claim if claim_id == self._claim.claim_id else self._tables.claim(claim_id)
 
 
 def _token(item: Inbound, what: str) -> str:

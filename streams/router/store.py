@@ -33,7 +33,7 @@ from streams.config import RouterSettings
 log = logging.getLogger(__name__)
 
 #: Logical changelog topic -> its column family.
-FAMILIES = {"router.products": "products", "router.reviews": "reviews"}
+FAMILIES = {"router.products": "products", "router.reviews": "reviews", "router.claims": "claims"}
 _POSITIONS = "positions"
 _MB = 1 << 20
 

@@ -38,7 +38,7 @@ def _check(rows: list[dict]) -> None:
         options = [c for c in row.get("captions", [])]
         assert prediction.request_id == request["request_id"]
         # a legal answer, with its trace through every stage
-        if spec.answer_kind == "binary":
+        if spec.answer == "binary":
             assert prediction.label in ("yes", "no")
         else:
             assert prediction.option is not None and prediction.option.startswith(

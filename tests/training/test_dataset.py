@@ -3,9 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from schemas import EnrichedRecord, LabelEvent
-from schemas.tasks.assembly import CAPTION_KEY, build_sample
-from schemas.tasks.catalog import SA_OPTIONS
+from schemas.tasks.registry import get_task
+from schemas.tasks.sa import SA_OPTIONS
+from schemas.tasks.sample import CAPTION_KEY
 from training.dataset import assemble, read_mmec, split_for, write_mmec
+
+def build_sample(request, kept):  # type: ignore[no-untyped-def]
+    return get_task(request.task).assemble(request, kept)
+
 
 
 def _enriched(rid: str, keep: bool = True) -> EnrichedRecord:

@@ -12,15 +12,15 @@ import orjson
 import pytest
 
 from schemas import EnrichedRecord, Prediction
-from schemas.tasks.catalog import SA_OPTIONS
+from schemas.tasks.sa import SA_OPTIONS
 from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.runner import StageRunner
 from streams.topics import topic_name
-from training.registry import AdapterRegistry
+from streams.artifacts.registry import AdapterRegistry
 from training.retrain import announce, rollback
-from training.storage import LocalStorage
+from streams.artifacts.storage import LocalStorage
 from workers.adapters import AdapterWatcher
 from workers.backends.causal_lm import CausalLM, LlmOptionScorer
 from workers.models import load_causal_lm

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas import EnrichedRecord, LabelEvent
-from schemas.tasks.catalog import SA_OPTIONS
+from schemas.tasks.sa import SA_OPTIONS
 from training.dataset import assemble
 from training.lora import LoraSettings, encode, train_lora
 from workers.backends.causal_lm import CausalLM

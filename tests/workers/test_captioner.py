@@ -10,7 +10,8 @@ from pathlib import Path
 from PIL import Image
 
 from schemas.records import CaptionedRecord, TaskRequest
-from schemas.tasks.catalog import SA_OPTIONS, get_task
+from schemas.tasks.registry import get_task
+from schemas.tasks.sa import SA_OPTIONS
 from streams.config import ImageSettings
 from streams.stage import Emit, Inbound
 from workers.backends.base import CaptionInput

@@ -3,6 +3,8 @@
 - :class:`Captioner`: caption images, each with its task-conditioned prompt (EC3).
 - :class:`Judge`: say yes/no to "will this caption help this task?" (CQE).
 - :class:`OptionScorer`: pick one legal answer per prompt (uniM3), never an illegal one.
+- :class:`JsonExtractor`: fill a JSON object with exactly the asked keys per prompt (AE),
+  valid by construction.
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ class OptionScorer(Protocol):
     def choose(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]], adapter: str | None
     ) -> list[Choice]: ...
+
+
+class JsonExtractor(Protocol):
+    name: str
+
+    def extract(
+        self, prompts: Sequence[str], keys: Sequence[Sequence[str]], adapter: str | None
+    ) -> list[dict[str, str]]: ...
 
 
 class BackendUnavailable(RuntimeError):

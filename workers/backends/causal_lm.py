@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from schemas.tasks.answers import parse_answer, parse_judge_answer
 from workers.backends.base import Choice, JudgeInput, Verdict
 from workers.models import load_causal_lm
 
@@ -200,8 +201,6 @@ class LlmJudge:
         prompts = [self.lm.chat_prompt(item.prompt) for item in items]
         with self.lm.using(None):
             if self.decoding == "generate":
-                from training.metrics import parse_judge_answer
-
                 texts = self.lm.generate(prompts, self.max_new_tokens)
                 return [Verdict(vote=parse_judge_answer(t) == "yes", text=t) for t in texts]
             scores = self.lm.label_logprobs(prompts, [["yes", "no"]] * len(prompts))
@@ -223,8 +222,6 @@ class LlmOptionScorer:
         full = [self.lm.chat_prompt(p) for p in prompts]
         with self.lm.using(adapter):
             if self.decoding == "generate":
-                from training.metrics import parse_answer
-
                 texts = self.lm.generate(full, self.max_new_tokens)
                 return [
                     Choice(label=parse_answer(t, ls) or "", text=t)

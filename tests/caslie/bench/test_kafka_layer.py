@@ -4,7 +4,7 @@ import pytest
 
 from caslie.bench.kafka_layer import measure_topic
 from schemas import TaskRequest
-from schemas.tasks.catalog import SA_OPTIONS
+from schemas.tasks.sa import SA_OPTIONS
 from streams.config import Settings
 
 pytestmark = pytest.mark.kafka

@@ -3,13 +3,9 @@ from __future__ import annotations
 import pytest
 
 from schemas import ProductEvent, ReviewEvent, parse_query
-from schemas.tasks.assembly import build_sample
-from streams.router.resolve import (
-    MissingData,
-    cc_request_for_product,
-    resolve,
-    sa_request_for_review,
-)
+from schemas.tasks.registry import get_task
+from schemas.tasks.resolving import MemoryTables
+from streams.router.resolve import MissingData, resolve
 
 PRODUCTS = {
     "p1": ProductEvent(
@@ -36,7 +32,7 @@ REVIEWS = {
 
 
 def _resolve(raw: dict[str, object]):  # type: ignore[no-untyped-def]
-    return resolve(parse_query(raw), PRODUCTS.get, lambda pid: REVIEWS.get(pid, []))
+    return resolve(parse_query(raw), MemoryTables(PRODUCTS, REVIEWS))
 
 
 @pytest.mark.parametrize(
@@ -108,7 +104,7 @@ def test_every_task_resolves(
     for slot in request.slots:
         assert spec.caption_prompt(slot.caption_vars)
         assert spec.judge_prompt(slot.judge_vars, caption="a caption")
-    assert build_sample(request, {}).instruction == spec.instruction
+    assert get_task(request.task).assemble(request, {}).instruction == spec.instruction
 
 
 def test_prp_captions_each_product_from_its_own_side() -> None:
@@ -163,14 +159,13 @@ def test_deleted_product_counts_as_missing() -> None:
     with pytest.raises(MissingData):
         resolve(
             parse_query({"request_id": "r", "task": "PSI", "product_id": "p2", "query": "q"}),
-            {"p2": gone}.get,
-            lambda _: [],
+            MemoryTables({"p2": gone}),
         )
 
 
 def test_auto_requests() -> None:
-    cc = cc_request_for_product(PRODUCTS["p1"])
+    cc = get_task("CC").for_product(PRODUCTS["p1"])
     assert cc is not None and cc.options == ["A: Kettles", "B: Pots"]
-    assert cc_request_for_product(PRODUCTS["p2"]) is None
-    sa = sa_request_for_review(REVIEWS["p1"][0])
-    assert sa.request_id == "auto-sa:rv1" and sa.slots[0].slot == "review"
+    assert get_task("CC").for_product(PRODUCTS["p2"]) is None
+    sa = get_task("SA").for_review(REVIEWS["p1"][0])
+    assert sa is not None and sa.request_id == "auto-sa:rv1" and sa.slots[0].slot == "review"

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from schemas.base import now
 from schemas.dlq import ErrorKind
 from schemas.events import ProductEvent, ReviewEvent, parse_query
+from schemas.tasks.registry import get_task
 from schemas.router import RecentReviews, WaitingQuery
 from streams.codec import TOMBSTONE, Tombstone, encode
 from streams.config import RouterSettings, Settings
@@ -133,7 +134,7 @@ def test_the_tables_keep_only_what_resolution_reads(tmp_path: Path) -> None:
     )
     changelog, auto_cc = _outputs(result)
     assert changelog.value == ProductEvent(
-        product_id="p1", title="Mug", brand="Acme", images=images[:1]
+        product_id="p1", title="Mug", brand="Acme", description="x" * 1000, images=images[:1]
     )
     assert auto_cc.value.options == ["A: Mugs", "B: Cups"]  # type: ignore[attr-defined]
     assert tables.product("p1") == changelog.value
@@ -258,7 +259,7 @@ def test_one_failing_record_is_rejected_alone(
         if product.product_id == "p2":
             raise RuntimeError("boom")
 
-    monkeypatch.setattr("streams.router.stages.cc_request_for_product", broken)
+    monkeypatch.setattr(type(get_task("CC")), "for_product", lambda _self, p: broken(p))
     batch: Sequence[Inbound] = [
         _product("p1", title="Mug"),
         _product("p2", title="Cup"),

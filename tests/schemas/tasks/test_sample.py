@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 from schemas import TaskRequest
-from schemas.tasks.assembly import CAPTION_KEY, build_sample
-from schemas.tasks.catalog import SA_OPTIONS
+from schemas.tasks.registry import get_task
+from schemas.tasks.sa import SA_OPTIONS
+from schemas.tasks.sample import CAPTION_KEY
+
+def build_sample(request, kept):  # type: ignore[no-untyped-def]
+    return get_task(request.task).assemble(request, kept)
+
 
 
 def _sa() -> TaskRequest:

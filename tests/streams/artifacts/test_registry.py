@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from training.registry import AdapterRegistry, RegistryError
-from training.storage import LocalStorage, S3Storage, Storage, open_storage
+from streams.artifacts.registry import AdapterRegistry, RegistryError
+from streams.artifacts.storage import LocalStorage, S3Storage, Storage, open_storage
 
 
 def _adapter(folder: Path, marker: str) -> Path:

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from training.storage import Storage
+from streams.artifacts.storage import Storage
 
 _VERSION = re.compile(r"^(?P<name>[^/]+)/v(?P<n>\d+)/manifest\.json$")
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from schemas.tasks import TASKS, TaskCode, get_task, letter_options, ordinal
-from schemas.tasks.catalog import MPC_OPTIONS, PRP_OPTIONS, REFERENCE_SLOT_NAMES, SA_OPTIONS
+from schemas.tasks import CASLIE_TASKS, get_task, letter_options, ordinal
+from schemas.tasks.mpc import MPC_OPTIONS
+from schemas.tasks.prompts import REFERENCE_SLOT_NAMES
+from schemas.tasks.prp import PRP_OPTIONS
+from schemas.tasks.sa import SA_OPTIONS
 
-DATA = Path(__file__).parents[1] / "data" / "caslie-method.md"
-SHARED = Path(__file__).parents[3] / "shared" / "reference" / "caslie-method.md"
+DATA = Path(__file__).parents[2] / "data" / "caslie-method.md"
+SHARED = Path(__file__).parents[4] / "shared" / "reference" / "caslie-method.md"
 
 
 def _reference_text() -> str:
@@ -21,12 +24,12 @@ def _reference_text() -> str:
 def _reference_templates() -> dict[str, tuple[str, str, str]]:
     text = _reference_text()
     found = {}
-    for code in TaskCode:
+    for code in CASLIE_TASKS:
         match = re.search(
-            rf'\*\*{code.value}\.\*\* Caption: "(.*?)" CQE: "(.*?)" Task: "(.*?)"', text
+            rf'\*\*{code}\.\*\* Caption: "(.*?)" CQE: "(.*?)" Task: "(.*?)"', text
         )
         assert match, f"reference has no templates for {code}"
-        found[code.value] = match.groups()
+        found[code] = match.groups()
     return found
 
 
@@ -43,7 +46,7 @@ def test_reference_copy_matches_shared() -> None:
     assert DATA.read_text() == SHARED.read_text()
 
 
-@pytest.mark.parametrize("code", [c.value for c in TaskCode])
+@pytest.mark.parametrize("code", CASLIE_TASKS)
 def test_templates_match_reference(code: str) -> None:
     caption, judge, task = _reference_templates()[code]
     spec = get_task(code)
@@ -74,8 +77,11 @@ def test_metrics_and_answer_kinds() -> None:
         "MPC": ("accuracy", "lettered"),
         "SA": ("macro_f1", "lettered"),
         "SR": ("recall_at_1", "lettered"),
+        "DD": ("accuracy", "binary"),
+        "PM": ("accuracy", "binary"),
+        "AE": ("attribute_match", "json"),
     }
-    assert {c.value: (s.metric, s.answer_kind) for c, s in TASKS.items()} == expected
+    assert {c: (get_task(c).metric, get_task(c).answer) for c in expected} == expected
 
 
 def test_render_refuses_missing_values() -> None:

@@ -1,0 +1,59 @@
+"""Prompt pieces the task modules share: CASLIE's captioning prefix and slot names, and
+VIT-Pro's question form (Table 10 of the paper, see ``vitpro-opal.md``).
+
+VIT-Pro's form: ``Instruction: provide an answer to the question in a single word. Use the
+image to answer. [Product Description: ...] Question: ... OCR Tokens: ... Answer:``. Several
+images are numbered ``[1]``, ``[2]`` and their contexts separated by ``###``; on the CASLIE
+path an image is represented by its kept caption, so the numbered contexts are captions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+CAPTION_PREFIX = "Please generate an informative caption for the product in the image. "
+
+#: Reference slot text of caslie-method.md -> our template field name.
+REFERENCE_SLOT_NAMES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "question": "question",
+        "review": "review",
+        "caption": "caption",
+        "title": "title",
+        "options": "options",
+        "title of the product": "title",
+        "title of another product": "other_title",
+        "caption of product 1": "caption",
+        "query": "query",
+        "title, category, brand": "item",
+    }
+)
+
+VITPRO_INSTRUCTION = (
+    "Instruction: provide an answer to the question in a single word. Use the image to answer."
+)
+#: What stands for OCR tokens when an image has none (no text read, or OCR off).
+NO_OCR = "none"
+
+
+def numbered_images(contexts: Sequence[str]) -> str:
+    """``["a", "b"]`` -> ``"[1] a ### [2] b"`` (VIT-Pro's multi-image form)."""
+    return " ### ".join(f"[{i + 1}] {text}" for i, text in enumerate(contexts))
+
+
+def vitpro_prompt(
+    instruction: str,
+    question: str,
+    fields: Mapping[str, str],
+    answer_cue: str = "Answer:",
+) -> str:
+    """VIT-Pro's prompt: the instruction, the context fields in order (``Product
+    Description``, ``Image information``, ``Customer text`` ...), the question, the OCR
+    tokens, and the answer cue."""
+    parts = [instruction]
+    parts += [f"{name}: {value}" for name, value in fields.items() if name != "OCR Tokens"]
+    parts.append(f"Question: {question}")
+    parts.append(f"OCR Tokens: {fields.get('OCR Tokens', NO_OCR)}")
+    parts.append(answer_cue)
+    return " ".join(parts)

@@ -1,0 +1,119 @@
+"""What task modules use to turn a query into a self-contained request (pure, no Kafka).
+
+:class:`Tables` is what a task may read of the router's state; :class:`MissingData` says what
+is not known yet (the router retries the query later, then gives up to the DLQ);
+:func:`new_request` stamps a request as the router's; :func:`image_slot` makes the slot of a
+product's first image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from schemas.base import now
+
+if TYPE_CHECKING:
+    from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
+    from schemas.images import ImageRef
+    from schemas.records import ImageSlot, TaskRequest
+
+STAGE = "router"
+
+
+class Tables(Protocol):
+    """The router's tables as a task sees them."""
+
+    def product(self, product_id: str) -> ProductEvent | None: ...
+
+    def reviews_of(self, product_id: str) -> list[ReviewEvent]: ...
+
+    def claim(self, claim_id: str) -> ClaimEvent | None: ...
+
+
+class MemoryTables:
+    """:class:`Tables` over dicts (tests, the bench, offline data preparation)."""
+
+    def __init__(
+        self,
+        products: Mapping[str, ProductEvent] | None = None,
+        reviews: Mapping[str, list[ReviewEvent]] | None = None,
+        claims: Mapping[str, ClaimEvent] | None = None,
+    ) -> None:
+        self.products = dict(products or {})
+        self.reviews = {k: list(v) for k, v in (reviews or {}).items()}
+        self.claims = dict(claims or {})
+
+    def product(self, product_id: str) -> ProductEvent | None:
+        return self.products.get(product_id)
+
+    def reviews_of(self, product_id: str) -> list[ReviewEvent]:
+        return self.reviews.get(product_id, [])
+
+    def claim(self, claim_id: str) -> ClaimEvent | None:
+        return self.claims.get(claim_id)
+
+
+class MissingData(Exception):
+    """Something the query needs is not known (yet): products, reviews or a claim."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def products_of(ids: list[str], tables: Tables) -> dict[str, ProductEvent]:
+    """The live products with these ids; :class:`MissingData` names any that are not."""
+    found: dict[str, ProductEvent] = {}
+    missing = []
+    for pid in ids:
+        product = tables.product(pid)
+        if product is None or product.deleted:
+            missing.append(pid)
+        else:
+            found[pid] = product
+    if missing:
+        raise MissingData(f"unknown product(s): {', '.join(missing)}")
+    return found
+
+
+def claim_of(claim_id: str, tables: Tables) -> ClaimEvent:
+    claim = tables.claim(claim_id)
+    if claim is None:
+        raise MissingData(f"unknown claim: {claim_id}")
+    return claim
+
+
+def slot_for(
+    name: str, image: ImageRef | None, caption: Mapping[str, str], judge: Mapping[str, str]
+) -> list[ImageSlot]:
+    """One image slot (none without an image)."""
+    from schemas.records import ImageSlot
+
+    if image is None:
+        return []
+    return [ImageSlot(slot=name, image=image, caption_vars=dict(caption), judge_vars=dict(judge))]
+
+
+def image_slot(
+    name: str, product: ProductEvent, caption: Mapping[str, str], judge: Mapping[str, str]
+) -> list[ImageSlot]:
+    """The slot of a product's first image (none without images)."""
+    return slot_for(name, product.images[0] if product.images else None, caption, judge)
+
+
+def new_request(query: Query | None, request_id: str, task: str, **fields: object) -> TaskRequest:
+    """A request stamped by the router, carrying the query's adapter override."""
+    from schemas.records import TaskRequest, TraceEntry
+
+    stamp = now()
+    return TaskRequest.model_validate(
+        {
+            "request_id": request_id,
+            "task": task,
+            "adapter": query.adapter if query is not None else None,
+            "timestamps": {STAGE: stamp},
+            "trace": [TraceEntry(stage=STAGE, at=stamp)],
+            **fields,
+        }
+    )
