@@ -40,6 +40,7 @@ def build_tiny_llava(folder: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder(Path.home() / ".cache" / "caslie"))
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     image_token = tokenizer.convert_tokens_to_ids("<image>")
+    assert isinstance(image_token, int)
     vision = CLIPVisionConfig(
         hidden_size=16,
         intermediate_size=32,
@@ -69,7 +70,7 @@ def build_tiny_llava(folder: Path) -> Path:
     )
     torch.manual_seed(0)
     LlavaForConditionalGeneration(config).save_pretrained(folder)
-    processor = LlavaProcessor(
+    processor = LlavaProcessor(  # type: ignore[no-untyped-call]
         image_processor=CLIPImageProcessor(
             size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
         ),

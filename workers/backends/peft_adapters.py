@@ -4,11 +4,12 @@
 
 Adapters are loaded into ``self.model`` under immutable refs (``generalist@v3``): a ref names
 one version for good, so loading a ref that is already loaded does nothing. The first adapter
-wraps the model in a ``PeftModel``; :meth:`PeftAdapters.using` runs a block with one adapter
-active, or with the bare base model for ``None``. One re-entrant lock serialises loads,
-unloads and the blocks run under :meth:`~PeftAdapters.using`, so a load never runs under a
-forward pass. peft injects adapter layers into the module it wraps: the model must be the
-backend's own copy (``private``), never one shared with other users.
+wraps the model in a ``PeftModel`` and unloading the last one unwraps it again.
+:meth:`PeftAdapters.using` runs a block with one adapter active, or with the bare base model
+for ``None``. One re-entrant lock serialises loads, unloads and the blocks run under
+:meth:`~PeftAdapters.using`, so a load never runs under a forward pass. peft injects adapter
+layers into the module it wraps: the model must be the backend's own copy (``private``), never
+one shared with other users.
 """
 
 from __future__ import annotations
@@ -51,9 +52,14 @@ class PeftAdapters:
             self.adapters.add(ref)
 
     def unload_adapter(self, ref: str) -> None:
+        """Drop adapter ``ref``; the last one unwraps the model back to the bare base (peft
+        leaves a ``PeftModel`` whose last adapter was deleted unable to run a forward pass)."""
         with self._adapter_lock:
             if ref in self.adapters:
-                self.model.delete_adapter(ref)
+                if self.adapters == {ref}:
+                    self.model = self.model.unload()
+                else:
+                    self.model.delete_adapter(ref)
                 self.adapters.discard(ref)
 
     @contextlib.contextmanager
