@@ -8,20 +8,20 @@ there are no parse failures by construction.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from schemas.tasks.answers import parse_answer, parse_judge_answer
 from workers.backends.base import Choice, JudgeInput, Verdict
+from workers.backends.label_tokens import LabelTokens
+from workers.backends.peft_adapters import PeftAdapters
 from workers.models import load_causal_lm
 
 MICRO_BATCH = 8
 
 
-class CausalLM:
+class CausalLM(PeftAdapters):
     """A causal LM and its tokenizer, with optional peft adapters (``name@vN`` refs)."""
 
     def __init__(
@@ -42,9 +42,8 @@ class CausalLM:
             model, tokenizer = load_causal_lm(name, cache_dir, private=private)
         self.model = model
         self.tokenizer = tokenizer
-        self._variant_cache: dict[str, list[int]] = {}
-        self._adapter_lock = threading.RLock()
-        self.adapters: set[str] = set()
+        self._labels = LabelTokens(tokenizer)
+        self._init_adapters()
 
     # -- prompts -----------------------------------------------------------------------
 
@@ -57,23 +56,6 @@ class CausalLM:
             )
             return text
         return user_message
-
-    def _variants(self, label: str) -> list[int]:
-        """First-token ids of the ways a model may start writing ``label``."""
-        if label not in self._variant_cache:
-            ids = set()
-            for form in {
-                label,
-                label.capitalize(),
-                label.lower(),
-                " " + label,
-                " " + label.capitalize(),
-            }:
-                encoded = self.tokenizer.encode(form, add_special_tokens=False)
-                if encoded:
-                    ids.add(encoded[0])
-            self._variant_cache[label] = sorted(ids)
-        return self._variant_cache[label]
 
     # -- forward passes ----------------------------------------------------------------
 
@@ -99,22 +81,13 @@ class CausalLM:
     def label_logprobs(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]]
     ) -> list[dict[str, float]]:
-        """Per prompt, log P(answer starts with label) for each legal label."""
-        import torch
-
+        """Per prompt, log P(answer starts with label) for each legal label
+        (:class:`~workers.backends.label_tokens.LabelTokens`)."""
         out: list[dict[str, float]] = [{} for _ in prompts]
         for indices in self._micro_batches(prompts):
             logprobs = self._next_token_logprobs([prompts[i] for i in indices])
             for i, row in zip(indices, logprobs, strict=True):
-                taken: set[int] = set()
-                scores: dict[str, float] = {}
-                for label in labels[i]:
-                    ids = [t for t in self._variants(label) if t not in taken]
-                    taken.update(ids)
-                    scores[label] = (
-                        float(torch.logsumexp(row[ids], dim=0)) if ids else float("-inf")
-                    )
-                out[i] = scores
+                out[i] = self._labels.scores(row, labels[i])
         return out
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
@@ -141,46 +114,6 @@ class CausalLM:
             for i, text in zip(indices, decoded, strict=True):
                 texts[i] = text
         return texts
-
-    # -- adapters ----------------------------------------------------------------------
-
-    def load_adapter(self, ref: str, path: Path) -> None:
-        """Load a LoRA adapter under an immutable name (``generalist@v3``)."""
-        from peft import PeftModel
-
-        if not self.private:
-            raise RuntimeError("adapters need a private model copy: CausalLM(..., private=True)")
-        with self._adapter_lock:
-            if ref in self.adapters:
-                return
-            if not self.adapters and not isinstance(self.model, PeftModel):
-                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=ref)
-            else:
-                self.model.load_adapter(str(path), adapter_name=ref)
-            self.model.eval()
-            self.adapters.add(ref)
-
-    def unload_adapter(self, ref: str) -> None:
-        with self._adapter_lock:
-            if ref in self.adapters:
-                self.model.delete_adapter(ref)
-                self.adapters.discard(ref)
-
-    @contextlib.contextmanager
-    def using(self, ref: str | None) -> Iterator[None]:
-        """Run with adapter ``ref`` active, or the bare base model for ``None``."""
-        with self._adapter_lock:
-            if ref is None:
-                if self.adapters:
-                    with self.model.disable_adapter():
-                        yield
-                else:
-                    yield
-                return
-            if ref not in self.adapters:
-                raise KeyError(f"adapter {ref} is not loaded")
-            self.model.set_adapter(ref)
-            yield
 
 
 class LlmJudge:

@@ -1,0 +1,53 @@
+"""The label rule of option scoring, shared by every backend that answers by next-token
+log-probabilities (:class:`~workers.backends.causal_lm.CausalLM`,
+:class:`~workers.backends.vlm_answer.TransformersVlmAnswerer`).
+
+A label counts through the first tokens of the ways a model may start writing it (``yes``,
+``Yes``, `` yes`` ...): log P(answer starts with label) is the log-sum-exp of those tokens'
+log-probabilities. A token an earlier label of the same prompt already claimed is not counted
+again, and a label with no token left scores ``-inf``; the best-scoring label is therefore
+always one of the legal ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class LabelTokens:
+    """First-token variants per label for one tokenizer (cached), and label scores."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self._cache: dict[str, list[int]] = {}
+
+    def variants(self, label: str) -> list[int]:
+        """First-token ids of the ways a model may start writing ``label``."""
+        if label not in self._cache:
+            ids = set()
+            for form in {
+                label,
+                label.capitalize(),
+                label.lower(),
+                " " + label,
+                " " + label.capitalize(),
+            }:
+                encoded = self.tokenizer.encode(form, add_special_tokens=False)
+                if encoded:
+                    ids.add(encoded[0])
+            self._cache[label] = sorted(ids)
+        return self._cache[label]
+
+    def scores(self, logprobs: Any, labels: Sequence[str]) -> dict[str, float]:
+        """Per legal label, log P(answer starts with label) from one next-token log-softmax
+        row (a 1-d tensor over the vocabulary)."""
+        import torch
+
+        taken: set[int] = set()
+        scores: dict[str, float] = {}
+        for label in labels:
+            ids = [t for t in self.variants(label) if t not in taken]
+            taken.update(ids)
+            scores[label] = float(torch.logsumexp(logprobs[ids], dim=0)) if ids else float("-inf")
+        return scores
