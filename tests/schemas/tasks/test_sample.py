@@ -5,6 +5,7 @@ from schemas.tasks.registry import get_task
 from schemas.tasks.sa import SA_OPTIONS
 from schemas.tasks.sample import CAPTION_KEY
 
+
 def build_sample(request, kept):  # type: ignore[no-untyped-def]
     return get_task(request.task).assemble(request, kept)
 
