@@ -57,7 +57,7 @@ _DIGITS_WITH_OS = re.compile(r"[0-9Oo.,]*[0-9][0-9Oo.,]*")
 class OcrLine:
     text: str
     confidence: float
-    #: (left, top, right, bottom) in pixels of the image that was read.
+    #: (left, top, right, bottom) in pixels of the image given (not the upscaled copy read).
     box: tuple[int, int, int, int]
 
 
