@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 
 from caslie.exit_codes import ExitCode
+from schemas.records import TaskRequest
+from schemas.tasks.registry import get_task
 from streams.clients import wait_for_broker
 from streams.config import Settings
 from streams.exceptions import DlqLimitExceeded
@@ -21,15 +23,29 @@ WORKER_STAGES = ("router", "captioner", "voter", "predictor")
 
 
 def build_captioner(settings: Settings) -> Stage:
-    from workers.backends.base import Captioner
+    """The captioner stage; with the ``ocr`` backend and ``captioner.ocr = "tesseract"`` the
+    captioner and the OCR reader share one :class:`~workers.backends.ocr.Tesseract`, so each
+    image is read once."""
+    from workers.backends.base import Captioner, OcrReader
     from workers.captioner import CaptionerStage
 
     cfg = settings.captioner
     captioner: Captioner
+    ocr: OcrReader | None = None
+    tesseract = None
+    if cfg.backend == "ocr" or cfg.ocr == "tesseract":
+        from workers.backends.ocr import READER_NEEDS, Tesseract
+
+        ocr_captioner = "the ocr captioner (captioner.backend = 'ocr')"
+        tesseract = Tesseract(who=ocr_captioner if cfg.backend == "ocr" else READER_NEEDS)
+    if cfg.ocr == "tesseract":
+        from workers.backends.ocr import TesseractReader
+
+        ocr = TesseractReader(cfg.ocr_max_words, tesseract)
     if cfg.backend == "ocr":
         from workers.backends.ocr import OcrCaptioner
 
-        captioner = OcrCaptioner(max_lines=cfg.ocr_max_lines)
+        captioner = OcrCaptioner(max_lines=cfg.ocr_max_lines, tesseract=tesseract)
     elif cfg.backend == "transformers":
         from workers.backends.vlm import TransformersVlmCaptioner
 
@@ -40,7 +56,22 @@ def build_captioner(settings: Settings) -> Stage:
         from workers.backends.vllm import VllmCaptioner
 
         captioner = VllmCaptioner(_required(cfg.model, "captioner.model"), cfg.max_new_tokens)
-    return CaptionerStage(captioner, settings.images, cfg.cache_size)
+    return CaptionerStage(
+        captioner,
+        settings.images,
+        cfg.cache_size,
+        ocr=ocr,
+        ocr_wanted=_every_request if cfg.ocr_for == "all" else _ocr_task,
+    )
+
+
+def _every_request(_request: TaskRequest) -> bool:
+    return True
+
+
+def _ocr_task(request: TaskRequest) -> bool:
+    """Whether the request's task puts OCR tokens into its prompt."""
+    return get_task(request.task).ocr_tokens
 
 
 def _required(value: str | None, name: str) -> str:

@@ -91,17 +91,22 @@ class TaskRequest(Record):
 
 
 class Caption(_Part):
-    """The caption of one slot, or why there is none."""
+    """The caption of one slot, or why there is none, and the OCR tokens of its image."""
 
     slot: str
     text: str | None = None
     model: str | None = None
     image_sha256: str | None = None
     cached: bool = False
-    #: The words OCR read on the image, in reading order (VIT-Pro's "OCR tokens").
-    ocr_tokens: str | None = None
     #: Why no caption was produced (image fetch/decoding/model error); the request goes on.
     error: str | None = None
+    #: The OCR tokens of the slot's image (VIT-Pro's): the words read, in reading order (top
+    #: to bottom, left to right), space-separated, at most ``captioner.ocr_max_words``; ``""`` where the
+    #: image shows no readable text; ``None`` where OCR is off, not wanted by the request's
+    #: task, or failed (then ``ocr_error`` says why).
+    ocr_tokens: str | None = None
+    #: Why OCR failed on an image that loaded; the caption and the request go on.
+    ocr_error: str | None = None
 
 
 class CaptionedRecord(TaskRequest):

@@ -118,10 +118,19 @@ class CaptionerSettings(_Section):
     #: Model folder for the transformers/vllm backends.
     model: str | None = None
     max_new_tokens: int = Field(default=128, ge=1)
-    #: Captions kept in the in-process cache (keyed by model, prompt, image sha256).
+    #: Captions kept in the in-process cache (keyed by model, prompt, image sha256); as many
+    #: images' OCR tokens are kept in a cache of their own (keyed by image sha256).
     cache_size: int = Field(default=10_000, ge=0)
     #: OCR lines kept in a caption, most relevant to the task context first.
     ocr_max_lines: int = Field(default=4, ge=1)
+    #: OCR tokens beside each caption (``Caption.ocr_tokens``): ``tesseract`` (CPU; with the
+    #: ``ocr`` backend one Tesseract run per image serves both) or ``none``.
+    ocr: Literal["tesseract", "none"] = "tesseract"
+    #: Which requests get OCR tokens: ``ocr_tasks`` (the tasks whose prompts carry them:
+    #: VIT-Pro's DD, PM, AE) or ``all`` (CASLIE's tasks then carry them in their input too).
+    ocr_for: Literal["ocr_tasks", "all"] = "ocr_tasks"
+    #: Most words in an image's OCR tokens (reading order; the rest is cut).
+    ocr_max_words: int = Field(default=64, ge=1)
 
 
 class VoterSettings(_Section):

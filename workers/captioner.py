@@ -1,16 +1,22 @@
-"""EC3: caption every image slot of a request with its task-conditioned prompt.
+"""EC3: caption every image slot of a request with its task-conditioned prompt, and read
+the OCR tokens of its image beside the caption.
 
 Images of a batch are fetched in parallel; captions are cached by (model, prompt, image
 sha256); all uncached slots of the batch go to the captioning model together. A slot whose
 image cannot be fetched or decoded gets no caption and the reason is recorded, with URL
 credentials redacted (:mod:`streams.redact`).
+
+With an OCR reader, every slot whose image loaded, of a request that ``ocr_wanted``, gets
+``Caption.ocr_tokens``, cached by (reader, image sha256) apart from the captions (so a
+caption cache hit still has its tokens); the batch's uncached images are read after the
+captions, each distinct image once. An image the reader fails on gets ``Caption.ocr_error``;
+its caption and the record go on.
 """
 
 from __future__ import annotations
 
-import collections
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from schemas.base import now
@@ -21,34 +27,22 @@ from streams.config import ImageSettings
 from streams.redact import redact_text
 from streams.stage import Emit, Inbound, Result
 from streams.topics import STAGE_LAYOUT
-from workers.backends.base import Captioner, CaptionInput
+from workers.backends.base import Captioner, CaptionInput, OcrReader
 from workers.engine import engine_failed
 from workers.images import ImageError, LoadedImage, load_image
+from workers.lru import LruCache
 
 LAYOUT = STAGE_LAYOUT["captioner"]
 STAGE = LAYOUT.name
 
+#: Captions keyed by (model, prompt, image sha256).
+CaptionCache = LruCache[tuple[str, str, str], str]
+#: OCR tokens keyed by (reader, image sha256).
+OcrCache = LruCache[tuple[str, str], str]
 
-class CaptionCache:
-    """A bounded LRU of captions keyed by (model, prompt, image sha256)."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: collections.OrderedDict[tuple[str, str, str], str] = collections.OrderedDict()
-
-    def get(self, key: tuple[str, str, str]) -> str | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: tuple[str, str, str], value: str) -> None:
-        if self.size == 0:
-            return
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
+def _always(_request: TaskRequest) -> bool:
+    return True
 
 
 class CaptionerStage:
@@ -58,14 +52,31 @@ class CaptionerStage:
     is_fatal = staticmethod(engine_failed)
 
     def __init__(
-        self, captioner: Captioner, images: ImageSettings, cache_size: int = 10_000
+        self,
+        captioner: Captioner,
+        images: ImageSettings,
+        cache_size: int = 10_000,
+        ocr: OcrReader | None = None,
+        ocr_wanted: Callable[[TaskRequest], bool] = _always,
     ) -> None:
         self.captioner = captioner
         self.images = images
         self.cache = CaptionCache(cache_size)
+        self.ocr = ocr
+        self.ocr_wanted = ocr_wanted
+        self.ocr_cache = OcrCache(cache_size)
         self._pool = ThreadPoolExecutor(
             max_workers=images.fetch_threads, thread_name_prefix="image-fetch"
         )
+
+    def forget(self) -> None:
+        """Empty every cache, the backends' own included (a timed run starts cold)."""
+        self.cache.clear()
+        self.ocr_cache.clear()
+        for backend in (self.captioner, self.ocr):
+            forget = getattr(backend, "forget", None)
+            if callable(forget):
+                forget()
 
     def _load(self, request: TaskRequest) -> list[LoadedImage | ImageError | None]:
         return [None if s.image is None else _try_load(s.image, self.images) for s in request.slots]
@@ -89,8 +100,7 @@ class CaptionerStage:
                     row.append(Caption(slot=slot.slot, error="no image"))
                     continue
                 if isinstance(image, ImageError):
-                    reason = redact_text(f"{type(image).__name__}: {image}")
-                    row.append(Caption(slot=slot.slot, error=reason))
+                    row.append(Caption(slot=slot.slot, error=_reason(image)))
                     continue
                 prompt = spec.caption_prompt(slot.caption_vars)
                 key = (self.captioner.name, prompt, image.sha256)
@@ -122,8 +132,16 @@ class CaptionerStage:
                     image_sha256=key[2],
                 )
 
+        for (i, j), (tokens, error) in self._read_ocr(requests, loaded).items():
+            caption = captions[i][j]
+            assert caption is not None
+            captions[i][j] = caption.model_copy(update={"ocr_tokens": tokens, "ocr_error": error})
+
         stamp = now()
         elapsed = time.monotonic() - started
+        detail = f"batch {len(batch)} in {elapsed:.2f}s"
+        if self.ocr is not None:
+            detail += f", ocr {self.ocr.name}"
         results: list[Result] = []
         for request, row in zip(requests, captions, strict=True):
             assert isinstance(request, TaskRequest)
@@ -138,13 +156,73 @@ class CaptionerStage:
                             stage=STAGE,
                             at=stamp,
                             model=self.captioner.name,
-                            detail=f"batch {len(batch)} in {elapsed:.2f}s",
+                            detail=detail,
                         ),
                     ],
                 }
             )
             results.append(Emit([LAYOUT.output(record.request_id, record)]))
         return results
+
+    def _read_ocr(
+        self, requests: Sequence[TaskRequest], loaded: Sequence[Sequence[object]]
+    ) -> dict[tuple[int, int], tuple[str | None, str | None]]:
+        """(request, slot) -> (OCR tokens, error) for each slot that wants them."""
+        if self.ocr is None:
+            return {}
+        reader = self.ocr
+        wanted: dict[tuple[int, int], str] = {}
+        found: dict[str, tuple[str | None, str | None]] = {}
+        todo: dict[str, LoadedImage] = {}
+        for i, (request, images) in enumerate(zip(requests, loaded, strict=True)):
+            if not self.ocr_wanted(request):
+                continue
+            for j, image in enumerate(images):
+                if not isinstance(image, LoadedImage):
+                    continue
+                wanted[(i, j)] = image.sha256
+                cached = self.ocr_cache.get((reader.name, image.sha256))
+                if cached is not None:
+                    found[image.sha256] = (cached, None)
+                elif image.sha256 not in found:
+                    todo[image.sha256] = image
+        if todo:
+            with metrics.MODEL_SECONDS.labels(STAGE, reader.name).time():
+                fresh = _read_each(reader, list(todo.values()))
+            for sha256, (tokens, _) in fresh.items():
+                if tokens is not None:
+                    self.ocr_cache.put((reader.name, sha256), tokens)
+            found.update(fresh)
+        return {slot: found[sha256] for slot, sha256 in wanted.items()}
+
+
+def _read_each(
+    reader: OcrReader, images: Sequence[LoadedImage]
+) -> dict[str, tuple[str | None, str | None]]:
+    """Read all images in one call; if that fails, each alone, so a failure is its image's.
+    A failed model engine (:func:`engine_failed`) is raised: it stops the worker."""
+    try:
+        texts = reader.read([image.image for image in images])
+        return {image.sha256: (text, None) for image, text in zip(images, texts, strict=True)}
+    except Exception as exc:
+        if engine_failed(exc):
+            raise
+        if len(images) == 1:
+            return {images[0].sha256: (None, _reason(exc))}
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for image in images:
+        try:
+            [text] = reader.read([image.image])
+            found[image.sha256] = (text, None)
+        except Exception as exc:
+            if engine_failed(exc):
+                raise
+            found[image.sha256] = (None, _reason(exc))
+    return found
+
+
+def _reason(exc: BaseException) -> str:
+    return redact_text(f"{type(exc).__name__}: {exc}")
 
 
 def _try_load(ref: object, settings: ImageSettings) -> LoadedImage | ImageError:

@@ -13,7 +13,7 @@ from caslie.bench.stage_runs import run_stage
 from caslie.stages import build_captioner, build_predictor, build_voter
 from streams.config import Settings
 from streams.stage import Stage
-from workers.captioner import CaptionCache, CaptionerStage
+from workers.captioner import CaptionerStage
 
 CHAIN = ("captioner", "voter", "predictor")
 
@@ -35,9 +35,9 @@ class Stages:
         return stage
 
     def forget_captions(self) -> None:
-        """Empty the caption cache, so a timed run never profits from an earlier one."""
+        """Empty the caption and OCR caches, so a timed run never profits from an earlier one."""
         if isinstance(self.captioner, CaptionerStage):
-            self.captioner.cache = CaptionCache(self.captioner.cache.size)
+            self.captioner.forget()
 
 
 @dataclass

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from schemas.records import EnrichedRecord
 
 CAPTION_KEY = "product information extracted from image"
+#: Where a CASLIE task's input carries OCR tokens, when the captioner reads them for it.
+OCR_KEY = "OCR tokens"
 
 MISTRAL_PROMPT = (
     "[INST] Below is an instruction that describes a task, paired with an input that provides "
@@ -88,4 +90,9 @@ def sample_of(record: EnrichedRecord) -> InstructionSample:
     """The instruction sample of an enriched record: what predictor and trainer both use."""
     from schemas.tasks.registry import get_task
 
-    return get_task(record.task).assemble(record, kept_captions(record), ocr_tokens(record))
+    task = get_task(record.task)
+    tokens = ocr_tokens(record)
+    sample = task.assemble(record, kept_captions(record), tokens)
+    if tokens and not task.ocr_tokens:  # OCR on for every task (captioner.ocr_for = all)
+        sample.input[OCR_KEY] = " ### ".join(tokens[slot] for slot in sorted(tokens))
+    return sample

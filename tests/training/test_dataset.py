@@ -8,9 +8,9 @@ from schemas.tasks.sa import SA_OPTIONS
 from schemas.tasks.sample import CAPTION_KEY
 from training.dataset import assemble, read_mmec, split_for, write_mmec
 
+
 def build_sample(request, kept):  # type: ignore[no-untyped-def]
     return get_task(request.task).assemble(request, kept)
-
 
 
 def _enriched(rid: str, keep: bool = True) -> EnrichedRecord:

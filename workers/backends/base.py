@@ -1,6 +1,7 @@
 """One small interface per model role.
 
 - :class:`Captioner`: caption images, each with its task-conditioned prompt (EC3).
+- :class:`OcrReader`: the OCR tokens of images (the text a VIT-Pro prompt quotes).
 - :class:`Judge`: say yes/no to "will this caption help this task?" (CQE).
 - :class:`OptionScorer`: pick one legal answer per prompt (uniM3), never an illegal one.
 - :class:`JsonExtractor`: fill a JSON object with exactly the asked keys per prompt (AE),
@@ -56,6 +57,16 @@ class Captioner(Protocol):
     name: str
 
     def caption(self, items: Sequence[CaptionInput]) -> list[str]: ...
+
+
+class OcrReader(Protocol):
+    """OCR tokens per image: the words read, in reading order (top to bottom, left to
+    right), space-separated, at most the reader's maximum number of words; ``""`` where
+    nothing readable. Raises where an image cannot be read at all."""
+
+    name: str
+
+    def read(self, images: Sequence[Image.Image]) -> list[str]: ...
 
 
 class Judge(Protocol):

@@ -25,9 +25,7 @@ def _reference_templates() -> dict[str, tuple[str, str, str]]:
     text = _reference_text()
     found = {}
     for code in CASLIE_TASKS:
-        match = re.search(
-            rf'\*\*{code}\.\*\* Caption: "(.*?)" CQE: "(.*?)" Task: "(.*?)"', text
-        )
+        match = re.search(rf'\*\*{code}\.\*\* Caption: "(.*?)" CQE: "(.*?)" Task: "(.*?)"', text)
         assert match, f"reference has no templates for {code}"
         found[code] = match.groups()
     return found

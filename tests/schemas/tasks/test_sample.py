@@ -10,7 +10,6 @@ def build_sample(request, kept):  # type: ignore[no-untyped-def]
     return get_task(request.task).assemble(request, kept)
 
 
-
 def _sa() -> TaskRequest:
     return TaskRequest(
         request_id="r", task="SA", inputs={"review": "love it"}, options=list(SA_OPTIONS)

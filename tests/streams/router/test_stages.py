@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from schemas.base import now
 from schemas.dlq import ErrorKind
 from schemas.events import ProductEvent, ReviewEvent, parse_query
-from schemas.tasks.registry import get_task
 from schemas.router import RecentReviews, WaitingQuery
+from schemas.tasks.registry import get_task
 from streams.codec import TOMBSTONE, Tombstone, encode
 from streams.config import RouterSettings, Settings
 from streams.router.stages import RouterStage, RouterTables, WaitingStage

@@ -14,6 +14,7 @@ from schemas.tasks.sa import SA_OPTIONS
 from workers.backends.base import JudgeInput
 from workers.backends.causal_lm import CausalLM, LlmJudge, LlmOptionScorer
 
+
 def build_sample(request, kept):  # type: ignore[no-untyped-def]
     return get_task(request.task).assemble(request, kept)
 
