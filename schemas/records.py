@@ -100,10 +100,10 @@ class Caption(_Part):
     cached: bool = False
     #: Why no caption was produced (image fetch/decoding/model error); the request goes on.
     error: str | None = None
-    #: The OCR tokens of the slot's image (VIT-Pro's): the words read, in reading order (top
-    #: to bottom, left to right), space-separated, at most ``captioner.ocr_max_words``; ``""`` where the
-    #: image shows no readable text; ``None`` where OCR is off, not wanted by the request's
-    #: task, or failed (then ``ocr_error`` says why).
+    #: The OCR tokens of the slot's image (VIT-Pro's): the words read, in reading order
+    #: (top to bottom, left to right), space-separated, at most ``captioner.ocr_max_words``;
+    #: ``""`` where the image shows no readable text; ``None`` where OCR is off, not wanted by
+    #: the request's task, or failed (then ``ocr_error`` says why).
     ocr_tokens: str | None = None
     #: Why OCR failed on an image that loaded; the caption and the request go on.
     ocr_error: str | None = None
