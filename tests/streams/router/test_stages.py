@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from schemas.base import now
 from schemas.dlq import ErrorKind
-from schemas.events import ProductEvent, ReviewEvent, parse_query
+from schemas.events import ClaimEvent, ProductEvent, ReviewEvent, parse_query
+from schemas.records import TaskRequest
 from schemas.router import RecentReviews, WaitingQuery
 from schemas.tasks.registry import get_task
 from streams.codec import TOMBSTONE, Tombstone, encode
@@ -306,3 +307,60 @@ def test_an_unreadable_state_folder_is_started_anew(tmp_path: Path) -> None:
     store = StateStore.open(folder, RouterSettings())
     assert store.positions() == {}
     store.close()
+
+
+def _claim(cid: str, pid: str, **extra: object) -> Inbound:
+    fields = {
+        "claim_id": cid,
+        "product_id": pid,
+        "text": "The box arrived torn and the bottle leaked.",
+        "images": [{"url": f"https://cdn.example/{cid}.png"}],
+        **extra,
+    }
+    return _inbound("claims", ClaimEvent.model_validate(fields))
+
+
+def test_a_claim_asks_the_claim_tasks_against_the_listing(tmp_path: Path) -> None:
+    router, _, tables = _router(tmp_path, attribute_keys=["Brand", "Size"])
+    listing = _product(
+        "p1",
+        title="Acme shampoo 500 ml",
+        description="For dry hair.",
+        images=[{"url": "https://cdn.example/p1.png"}],
+    )
+    [_, result] = router.process([listing, _claim("c1", "p1")])
+    outputs = _outputs(result)
+    assert [(o.logical_topic, o.key) for o in outputs] == [
+        ("router.claims", "c1"),
+        ("requests", "auto-dd:c1"),
+        ("requests", "auto-pm:c1"),
+        ("requests", "auto-ae:c1"),
+    ]
+    dd, pm, ae = (o.value for o in outputs[1:])
+    assert (
+        isinstance(dd, TaskRequest) and isinstance(pm, TaskRequest) and isinstance(ae, TaskRequest)
+    )
+    assert [s.slot for s in dd.slots] == ["claim/0"]
+    assert [s.slot for s in pm.slots] == ["claim/0", "reference"], "PM compares with the listing"
+    assert pm.inputs["listing"] == "Acme shampoo 500 ml. For dry hair."
+    assert ae.options == ["Brand", "Size"], "router.attribute_keys names AE's keys"
+    assert tables.claim("c1") is not None
+
+
+def test_a_claim_before_its_listing_waits_like_a_query(tmp_path: Path) -> None:
+    router, waiting, _ = _router(tmp_path, claim_tasks=["DD"], retry_interval_s=0.01)
+    [result] = router.process([_claim("c2", "p9")])
+    claim_out, wait_out = _outputs(result)
+    assert claim_out.logical_topic == "router.claims"
+    assert (wait_out.logical_topic, wait_out.key) == ("queries.waiting", "auto-dd:c2")
+    router.process([_product("p9", title="Zenleaf tea")])
+    [again] = waiting.process([_inbound("queries.waiting", wait_out.value)])
+    [request] = _outputs(again)
+    assert (request.logical_topic, request.key) == ("requests", "auto-dd:c2")
+
+
+def test_a_claim_query_names_an_unknown_claim(tmp_path: Path) -> None:
+    router, _, _ = _router(tmp_path)
+    [result] = router.process([_query(request_id="q1", task="DD", claim_id="nope")])
+    [out] = _outputs(result)
+    assert out.logical_topic == "queries.waiting", "the claim may still arrive"
