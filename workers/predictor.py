@@ -20,6 +20,7 @@ from streams.stage import Emit, Inbound, Reject, Result
 from streams.topics import LAYOUT as LAYOUT_ORDER
 from streams.topics import STAGE_LAYOUT
 from workers.backends.base import Choice, JsonExtractor, OptionScorer
+from workers.direct import DirectPath
 from workers.engine import engine_failed
 
 LAYOUT = STAGE_LAYOUT["predictor"]
@@ -82,11 +83,14 @@ class PredictorStage:
         extra_models: Sequence[str] = (),
         adapters: AdapterSource | None = None,
         extractor: JsonExtractor | None = None,
+        direct: DirectPath | None = None,
     ) -> None:
         """``scorer`` answers yes/no and option tasks; ``extractor`` JSON ones (AE): a JSON
-        task without one fails its record with the reason (DLQ)."""
+        task without one fails its record with the reason (DLQ); ``direct`` answers its tasks
+        from their images with a VLM (VIT-Pro's path) instead of ``scorer``."""
         self.scorer = scorer
         self.extractor = extractor
+        self.direct = direct
         self.adapters = adapters
         self.resolve_adapter = adapters.resolve if adapters is not None else resolve_adapter
         self.default_adapter = default_adapter
@@ -120,9 +124,24 @@ class PredictorStage:
         for adapter, indices in groups.items():
             options: list[int] = []
             objects: list[int] = []
+            direct: list[int] = []
             for i in indices:
-                task = get_task(records[i].task)
-                (objects if task.answer == "json" else options).append(i)
+                if self.direct is not None and self.direct.wants(records[i]):
+                    direct.append(i)
+                elif get_task(records[i].task).answer == "json":
+                    objects.append(i)
+                else:
+                    options.append(i)
+            if direct:
+                assert self.direct is not None
+                with metrics.MODEL_SECONDS.labels(STAGE, self.direct.answerer.name).time():
+                    answers = self.direct.choose([records[i] for i in direct], adapter)
+                for i, answer in zip(direct, answers, strict=True):
+                    results[i] = (
+                        Reject(ErrorKind.PROCESSING, answer)
+                        if isinstance(answer, str)
+                        else self._emit(records[i], adapter, answer, self.direct.answerer.name)
+                    )
             for i, answer in zip(options, self._choose(records, options, adapter), strict=True):
                 results[i] = self._emit(records[i], adapter, answer)
             for i, obj in zip(objects, self._extract(records, objects, adapter), strict=True):
@@ -152,7 +171,11 @@ class PredictorStage:
             return list(self.extractor.extract(prompts, keys, adapter))
 
     def _emit(
-        self, record: EnrichedRecord, adapter: str | None, answer: Choice | dict[str, str] | None
+        self,
+        record: EnrichedRecord,
+        adapter: str | None,
+        answer: Choice | dict[str, str] | None,
+        model: str | None = None,
     ) -> Result:
         if answer is None:
             return Reject(
@@ -162,7 +185,7 @@ class PredictorStage:
             )
         stamp = now()
         scores = None
-        model = self.scorer.name
+        model = model or self.scorer.name
         if isinstance(answer, Choice):
             label = answer.label or FAILED
             scores = answer.scores
