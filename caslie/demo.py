@@ -28,7 +28,7 @@ from streams.produce import produce_event
 
 def _produce(settings: Settings, events: dict[str, list[dict[str, Any]]]) -> None:
     producer = make_producer(settings)
-    for logical in ("catalog", "reviews", "queries"):
+    for logical in ("catalog", "reviews", "claims", "queries"):
         for event in events[logical]:
             produce_event(producer, settings, logical, event)
         producer.flush(30)
@@ -68,6 +68,10 @@ def run_demo(
         # the sample's images are files: file:// is off unless its folder is a root
         settings = settings.with_file_root(folder)
         wanted = {q["request_id"]: q for q in events["queries"]}
+        for claim in events["claims"]:  # the router asks the claim tasks of each claim
+            for code in settings.router.claim_tasks:
+                rid = f"auto-{code.lower()}:{claim['claim_id']}"
+                wanted[rid] = {"request_id": rid, "task": code, "claim_id": claim["claim_id"]}
         worker = threading.Thread(
             target=lambda: code.append(run_stages(settings, "all", stop)),
             name="stages",
@@ -77,7 +81,9 @@ def run_demo(
         _produce(settings, events)
         console.print(
             f"produced {len(events['catalog'])} products, {len(events['reviews'])} reviews, "
-            f"{len(wanted)} queries (all 7 tasks); loading models and waiting for predictions"
+            f"{len(events['claims'])} claim, {len(events['queries'])} queries (CASLIE's 7 tasks, "
+            f"and {', '.join(settings.router.claim_tasks)} of the claim); loading models and "
+            "waiting for predictions"
         )
         predictions: dict[str, dict[str, Any]] = {}
         with Progress(
@@ -165,10 +171,15 @@ def _table(
             if pred is None
             else (pred.get("option") or pred["label"]) + f"  [{pred['adapter']}]"
         )
+        tokens = [
+            f"{c['slot']} OCR: {c['ocr_tokens']}"
+            for c in record.get("captions", [])
+            if c.get("ocr_tokens")
+        ]
         table.add_row(
             query["task"],
             _brief(query),
-            "\n".join(captions) or "-",
+            "\n".join(captions + tokens) or "-",
             "\n".join(votes) or "-",
             answer,
         )

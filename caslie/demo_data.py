@@ -1,5 +1,6 @@
 """The demo's built-in sample: product images drawn with Pillow (brand and product text),
-products, reviews, and at least one query for each of the seven tasks."""
+products, reviews, a customer claim with its photo, and at least one query for each of
+CASLIE's seven tasks; the router asks VIT-Pro's DD, PM and AE of the claim by itself."""
 
 from __future__ import annotations
 
@@ -72,6 +73,38 @@ def draw_product(
     draw.rectangle((30, 30, 470, 470), outline=colour, width=6)
     draw.text((250, 170), brand, fill=colour, font=big, anchor="mm")
     draw.text((250, 320), text, fill=colour, font=small, anchor="mm")
+    img.save(path)
+
+
+def draw_claim_photo(path: Path) -> None:
+    """The customer's photo of the delivered shampoo: the pack, its size and a torn corner."""
+    img = Image.new("RGB", (500, 500), (40, 80, 200))
+    draw = ImageDraw.Draw(img)
+    draw.text(
+        (250, 140),
+        "LUSTRA",
+        fill=(255, 255, 255),
+        font=ImageFont.load_default(size=64),
+        anchor="mm",
+    )
+    draw.text(
+        (250, 240),
+        "SHAMPOO",
+        fill=(255, 255, 255),
+        font=ImageFont.load_default(size=48),
+        anchor="mm",
+    )
+    draw.text(
+        (250, 330),
+        "250 ml",
+        fill=(255, 255, 255),
+        font=ImageFont.load_default(size=48),
+        anchor="mm",
+    )
+    draw.polygon([(380, 500), (500, 380), (500, 500)], fill=(245, 245, 245))  # torn off
+    draw.line(
+        [(380, 500), (420, 470), (445, 450), (470, 410), (500, 380)], fill=(20, 20, 20), width=4
+    )
     img.save(path)
 
 
@@ -172,4 +205,27 @@ def build_sample(folder: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
             "images": [{"url": "http://127.0.0.1:9/unreachable.png"}],
         }
     )
-    return {"catalog": products, "reviews": reviews, "queries": queries}
+    listing = folder / "shampoo.png"
+    draw_product(listing, "LUSTRA", "SHAMPOO 500 ml", (40, 80, 200), (255, 255, 255))
+    products.append(
+        {
+            "product_id": "shampoo",
+            "title": "Lustra shampoo 500 ml",
+            "brand": "Lustra",
+            "category": "Beauty",
+            "description": "Shampoo for dry hair, 500 ml bottle.",
+            "images": [{"url": listing.resolve().as_uri()}],
+        }
+    )
+    photo = folder / "claim.png"
+    draw_claim_photo(photo)
+    claims = [
+        {
+            "claim_id": f"demo-{run_id}-claim",
+            "product_id": "shampoo",
+            "text": "I ordered the 500 ml shampoo; a small 250 ml bottle came and the box is torn.",
+            "images": [{"url": photo.resolve().as_uri()}],
+            "order_id": "order-1",
+        }
+    ]
+    return {"catalog": products, "reviews": reviews, "claims": claims, "queries": queries}

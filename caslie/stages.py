@@ -108,12 +108,26 @@ def build_voter(settings: Settings) -> Stage:
 
 
 def build_predictor(settings: Settings) -> Stage:
+    from workers.backends.structured import LlmJsonExtractor
+
     from streams.artifacts import registry_for
     from workers.adapters import AdapterWatcher
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
     from workers.predictor import PredictorStage
 
     cfg = settings.predictor
+    direct = None
+    if cfg.direct_tasks:  # checked before any model loads
+        from workers.backends.vlm_answer import TransformersVlmAnswerer
+        from workers.direct import DirectPath, check_direct_tasks
+
+        check_direct_tasks(cfg.direct_tasks)
+        vlm = TransformersVlmAnswerer(_required(cfg.vlm, "predictor.vlm"), cfg.vlm_max_side)
+        adapter = None
+        if cfg.vlm_adapter is not None:
+            adapter = f"{cfg.vlm_adapter.name}@local"
+            vlm.load_adapter(adapter, cfg.vlm_adapter)
+        direct = DirectPath(vlm, cfg.direct_tasks, settings.images, adapter)
     lm = CausalLM(cfg.model, settings.cache_dir, private=True)  # adapters modify their model
     watcher = AdapterWatcher(
         settings, lm, registry_for(settings), settings.cache_dir / "adapter-cache"
@@ -123,6 +137,8 @@ def build_predictor(settings: Settings) -> Stage:
         default_adapter=cfg.default_adapter,
         task_adapters=cfg.task_adapters,
         adapters=watcher.start(),  # not ready before the announced adapters are loaded
+        extractor=LlmJsonExtractor(lm, constrained=cfg.json_decoding == "constrained"),
+        direct=direct,
     )
 
 

@@ -160,6 +160,20 @@ class PredictorSettings(_Section):
     task_adapters: dict[str, str] = Field(default_factory=dict)
     #: Adapter registry location: a folder or ``s3://bucket/prefix``.
     registry: str | None = None
+    #: JSON tasks (AE): ``constrained`` decodes under the object's JSON schema (valid JSON
+    #: with exactly the asked keys, by construction); ``free``: greedy text parsed afterwards
+    #: (the paper-compatible path, kept to measure against).
+    json_decoding: Literal["constrained", "free"] = "constrained"
+    #: Tasks answered by VIT-Pro's direct path: ``vlm`` answers from the images and OCR
+    #: tokens instead of the text LLM reading captions (yes/no and option tasks only).
+    direct_tasks: list[str] = Field(default_factory=list)
+    #: Vision-language model folder for ``direct_tasks``.
+    vlm: str | None = None
+    #: A LoRA adapter folder for ``vlm`` (VIT-Pro's: on the language model's attention),
+    #: loaded at start and used for every direct answer; unset: the bare VLM.
+    vlm_adapter: Path | None = None
+    #: Longest image side the direct path feeds the VLM (VIT-Pro: 512 is as good as native).
+    vlm_max_side: int = Field(default=512, ge=64, le=4096)
 
 
 class Settings(BaseSettings):

@@ -35,12 +35,20 @@ def check_direct_tasks(codes: Iterable[str]) -> frozenset[str]:
 
 
 class DirectPath:
+    """``adapter``: the VLM's own adapter ref, loaded on it (the text LLM's adapters are
+    another model's and never reach the VLM)."""
+
     def __init__(
-        self, answerer: DirectAnswerer, tasks: Iterable[str], images: ImageSettings
+        self,
+        answerer: DirectAnswerer,
+        tasks: Iterable[str],
+        images: ImageSettings,
+        adapter: str | None = None,
     ) -> None:
         self.answerer = answerer
         self.tasks = check_direct_tasks(tasks)
         self.images = images
+        self.adapter = adapter
 
     def wants(self, record: EnrichedRecord) -> bool:
         return record.task in self.tasks

@@ -135,12 +135,14 @@ class PredictorStage:
             if direct:
                 assert self.direct is not None
                 with metrics.MODEL_SECONDS.labels(STAGE, self.direct.answerer.name).time():
-                    answers = self.direct.choose([records[i] for i in direct], adapter)
+                    answers = self.direct.choose([records[i] for i in direct])
                 for i, answer in zip(direct, answers, strict=True):
                     results[i] = (
                         Reject(ErrorKind.PROCESSING, answer)
                         if isinstance(answer, str)
-                        else self._emit(records[i], adapter, answer, self.direct.answerer.name)
+                        else self._emit(
+                            records[i], self.direct.adapter, answer, self.direct.answerer.name
+                        )
                     )
             for i, answer in zip(options, self._choose(records, options, adapter), strict=True):
                 results[i] = self._emit(records[i], adapter, answer)

@@ -17,6 +17,7 @@ from rich.console import Console
 from caslie.demo import run_demo
 from schemas import Prediction
 from schemas.tasks import get_task
+from schemas.tasks.ae import DEFAULT_KEYS
 from streams.config import Settings
 
 pytestmark = [
@@ -30,7 +31,7 @@ pytestmark = [
 
 def _check(rows: list[dict]) -> None:
     tasks = {row["query"]["task"] for row in rows}
-    assert tasks == {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR"}
+    assert tasks == {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR", "DD", "PM", "AE"}
     for row in rows:
         prediction = Prediction.model_validate(row["prediction"])
         request = row["query"]
@@ -40,6 +41,9 @@ def _check(rows: list[dict]) -> None:
         # a legal answer, with its trace through every stage
         if spec.answer == "binary":
             assert prediction.label in ("yes", "no")
+        elif spec.answer == "json":  # AE: valid JSON with exactly the asked keys
+            assert prediction.answer is not None and list(prediction.answer) == list(DEFAULT_KEYS)
+            assert orjson.loads(prediction.label) == prediction.answer
         else:
             assert prediction.option is not None and prediction.option.startswith(
                 prediction.label + ":"
@@ -47,9 +51,15 @@ def _check(rows: list[dict]) -> None:
         assert [t.stage for t in prediction.trace] == ["router", "captioner", "voter", "predictor"]
         assert prediction.adapter == "base"
         assert set(prediction.latencies) >= {"captioner", "voter", "predictor", "total"}
-        assert prediction.scores is not None and prediction.label in prediction.scores
+        if spec.answer != "json":
+            assert prediction.scores is not None and prediction.label in prediction.scores
         del options
     by_id = {row["query"]["request_id"].rsplit("-", 1)[-1]: row for row in rows}
+    by_task = {row["query"]["task"]: row for row in rows}
+    # the claim's photo is OCR'd for the claim tasks and PM sees the listing's image too
+    ae = by_task["AE"]["captions"][0]
+    assert ae["slot"] == "claim/0" and "LUSTRA" in ae["ocr_tokens"] and "250" in ae["ocr_tokens"]
+    assert [c["slot"] for c in by_task["PM"]["captions"]] == ["claim/0", "reference"]
     # OCR captions mention the text drawn on the images
     mpc = by_id["mpc"]["captions"][0]["text"]
     assert "SONORA" in mpc and "WIRELESS" in mpc
