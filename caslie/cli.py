@@ -523,17 +523,31 @@ def eval_command(
         Path | None, typer.Option(help="Plot per-task strict metrics across versions (PNG).")
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate at most N examples.")] = None,
+    task: Annotated[
+        list[str] | None, typer.Option(help="Evaluate only this task (repeatable).")
+    ] = None,
+    vlm: Annotated[
+        str | None,
+        typer.Option(
+            help="Also answer the option tasks by VIT-Pro's direct path with this VLM folder "
+            "(rows 'direct:...'), beside the caption path."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate the base model and every registry version of an adapter with the paper's
-    metrics: paper-compatible (parse failures excluded), strict (failures wrong), failures."""
+    metrics: paper-compatible (parse failures excluded), strict (failures wrong), failures.
+    JSON tasks (AE) are decoded as ``predictor.json_decoding`` says; per-attribute scores go
+    to the JSON output."""
     import orjson
     from rich.console import Console
     from rich.table import Table
+    from workers.backends.structured import LlmJsonExtractor
 
     from schemas.records import EnrichedRecord, LabelEvent
     from streams.artifacts import registry_for
     from training.dataset import assemble, read_mmec
     from training.evaluate import evaluate, majority_baseline
+    from training.metrics import TaskScore
     from training.plot import plot_versions
     from training.retrain import read_topic_records
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
@@ -546,13 +560,14 @@ def eval_command(
             [EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")],
             [LabelEvent.from_json(v) for v in read_topic_records(settings, "labels")],
         )
-    examples = [e for e in examples if e.split == split][:limit]
+    examples = [e for e in examples if e.split == split and (not task or e.task in task)][:limit]
     if not examples:
         typer.echo(f"error: no labelled {split} examples", err=True)
         raise typer.Exit(ExitCode.INVALID_INPUT)
     registry = registry_for(settings)
     lm = CausalLM(settings.predictor.model, settings.cache_dir, private=True)
     scorer = LlmOptionScorer(lm)
+    extractor = LlmJsonExtractor(lm, constrained=settings.predictor.json_decoding == "constrained")
     results: dict[str, dict[str, dict[str, Any]]] = {}
     versions: list[str | None] = [None]
     for version in registry.versions(name):
@@ -564,14 +579,22 @@ def eval_command(
     table = Table(title=f"{len(examples)} {split} examples")
     for column in ("model", "task", "metric", "paper", "strict", "failures", "n"):
         table.add_column(column)
-    for ref in versions:
-        scores = evaluate(scorer, examples, adapter=ref)
-        label = ref or "base"
+    runs: list[tuple[str, dict[str, TaskScore]]] = [
+        (ref or "base", evaluate(scorer, examples, adapter=ref, extractor=extractor))
+        for ref in versions
+    ]
+    if vlm is not None:
+        from workers.backends.vlm_answer import TransformersVlmAnswerer
+
+        answerer = TransformersVlmAnswerer(vlm, settings.predictor.vlm_max_side)
+        direct = evaluate(scorer, examples, direct=answerer, images=settings.images)
+        runs.append((f"direct:{answerer.name}", direct))
+    for label, scores in runs:
         results[label] = {t: s.__dict__ for t, s in scores.items()}
-        for task, s in scores.items():
+        for code, s in scores.items():
             table.add_row(
                 label,
-                task,
+                code,
                 s.metric,
                 f"{s.paper:.3f}",
                 f"{s.strict:.3f}",
@@ -580,9 +603,9 @@ def eval_command(
             )
     baseline = majority_baseline(examples)
     results["majority"] = {t: s.__dict__ for t, s in baseline.items()}
-    for task, s in baseline.items():
+    for code, s in baseline.items():
         table.add_row(
-            "majority", task, s.metric, f"{s.paper:.3f}", f"{s.strict:.3f}", "0", str(s.n)
+            "majority", code, s.metric, f"{s.paper:.3f}", f"{s.strict:.3f}", "0", str(s.n)
         )
     Console().print(table)
     if json_path is not None:
@@ -590,6 +613,36 @@ def eval_command(
     if plot is not None:
         strict = {v: {t: float(s["strict"]) for t, s in r.items()} for v, r in results.items()}
         plot_versions(strict, plot)
+
+
+@app.command()
+def prepare(
+    ctx: typer.Context,
+    source: Annotated[
+        Path, typer.Argument(help="Folder of labelled events (python -m training.synthetic).")
+    ],
+    out: Annotated[Path, typer.Argument(help="Folder for enriched.jsonl and labels.jsonl.")],
+    judges: Annotated[
+        str | None, typer.Option(help="CQE judges, comma-separated (default: voter.judges).")
+    ] = None,
+    val_fraction: Annotated[float, typer.Option(help="Share of non-test ids for val.")] = 0.1,
+) -> None:
+    """Labelled events (catalog, claims, queries, labels, splits) -> enriched records and
+    split-pinned labels, through the captioner and voter stages without a broker; produce
+    them with ``caslie produce`` for ``caslie retrain``."""
+    from caslie.prepare import prepare as run_prepare
+
+    settings = _settings(ctx)
+    chosen = judges.split(",") if judges else settings.voter.judges
+    try:
+        records, labels = run_prepare(source, out, chosen, val_fraction, settings.cache_dir)
+    except FileNotFoundError as exc:
+        typer.echo(
+            f"error: {exc.filename} not found (write it with python -m training.synthetic)",
+            err=True,
+        )
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    typer.echo(f"wrote {records} enriched records and {labels} labels to {out}")
 
 
 @app.command()

@@ -69,9 +69,9 @@ def run_demo(
         settings = settings.with_file_root(folder)
         wanted = {q["request_id"]: q for q in events["queries"]}
         for claim in events["claims"]:  # the router asks the claim tasks of each claim
-            for code in settings.router.claim_tasks:
-                rid = f"auto-{code.lower()}:{claim['claim_id']}"
-                wanted[rid] = {"request_id": rid, "task": code, "claim_id": claim["claim_id"]}
+            for task in settings.router.claim_tasks:
+                rid = f"auto-{task.lower()}:{claim['claim_id']}"
+                wanted[rid] = {"request_id": rid, "task": task, "claim_id": claim["claim_id"]}
         worker = threading.Thread(
             target=lambda: code.append(run_stages(settings, "all", stop)),
             name="stages",

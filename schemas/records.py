@@ -168,6 +168,9 @@ class LabelEvent(Record):
     #: ``yes``/``no``, the option letter, or (JSON tasks) the object's JSON text.
     label: str = Field(min_length=1, max_length=8_000)
     source: str | None = None
+    #: Pins the labelled request to a split (e.g. held-out brands in ``test``); unset: a hash
+    #: of the request id decides (:func:`training.dataset.split_for`).
+    split: Literal["train", "val", "test"] | None = None
     event_time: float | None = None
 
 

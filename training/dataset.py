@@ -83,8 +83,9 @@ def example_from(
 def assemble(
     enriched: Iterable[EnrichedRecord], labels: Iterable[LabelEvent]
 ) -> list[InstructionExample]:
-    """Join by request id; the latest label wins (by ``event_time``, then arrival order).
-    Records without a label, or with a label that is not a legal answer, are skipped."""
+    """Join by request id; the latest label wins (by ``event_time``, then arrival order) and
+    gives the split when it names one. Records without a label, or with a label that is not a
+    legal answer, are skipped."""
     latest: dict[str, tuple[float, int, LabelEvent]] = {}
     for order, event in enumerate(labels):
         rank = (event.event_time or 0.0, order)
@@ -96,10 +97,10 @@ def assemble(
         if record.request_id in seen or record.request_id not in latest:
             continue  # duplicates from at-least-once delivery, or unlabelled
         seen.add(record.request_id)
-        label = latest[record.request_id][2].label
-        if not get_task(record.task).is_legal(label, record.options):
+        event = latest[record.request_id][2]
+        if not get_task(record.task).is_legal(event.label, record.options):
             continue
-        examples.append(example_from(record, label))
+        examples.append(example_from(record, event.label, event.split))
     return examples
 
 

@@ -11,10 +11,28 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from schemas.images import ImageRef
 from schemas.tasks.answers import canonical_json
 from schemas.tasks.registry import get_task
+from streams.config import ImageSettings
 from training.dataset import InstructionExample
 from training.metrics import TaskScore, score_task
+
+
+def direct_inputs(examples: Sequence[InstructionExample], images: ImageSettings) -> list[Any]:
+    """VIT-Pro's direct path: each example's images and its prompt without captions."""
+    from workers.backends.vlm_answer import DirectInput
+    from workers.images import load_image
+
+    inputs = []
+    for example in examples:
+        spec = get_task(example.task)
+        sample = example.sample()
+        for key in spec.caption_keys:
+            sample.input.pop(key, None)
+        loaded = [load_image(ImageRef(url=url), images).image for url in example.images]
+        inputs.append(DirectInput(loaded, sample.user_message(), spec.labels(example.options)))
+    return inputs
 
 
 def evaluate(
@@ -23,17 +41,21 @@ def evaluate(
     adapter: str | None = None,
     batch: int = 16,
     extractor: Any = None,
+    direct: Any = None,
+    images: ImageSettings | None = None,
 ) -> dict[str, TaskScore]:
     """Scores per task. ``scorer`` is an option scorer, ``extractor`` a JSON extractor (JSON
-    tasks are skipped without one)."""
+    tasks are skipped without one); with ``direct`` (a VLM answerer) the option tasks are
+    answered from the examples' images instead (VIT-Pro's direct path; ``images`` says which
+    image addresses may be read)."""
     by_task: dict[str, list[InstructionExample]] = defaultdict(list)
     for example in examples:
         by_task[example.task].append(example)
     results = {}
     for task, items in sorted(by_task.items()):
         spec = get_task(task)
-        if spec.answer == "json" and extractor is None:
-            continue
+        if spec.answer == "json" and (extractor is None or direct is not None):
+            continue  # no extractor; the direct path scores options only
         gold: list[str] = []
         pred: list[str | None] = []
         for start in range(0, len(items), batch):
@@ -48,7 +70,10 @@ def evaluate(
                     for obj, keys in zip(objects, labels, strict=True)
                 ]
                 continue
-            choices = scorer.choose(prompts, labels, adapter)
+            if direct is not None:
+                choices = direct.choose(direct_inputs(chunk, images or ImageSettings()), adapter)
+            else:
+                choices = scorer.choose(prompts, labels, adapter)
             pred += [
                 spec.parse(choice.text, legal) if choice.text is not None else choice.label
                 for choice, legal in zip(choices, labels, strict=True)

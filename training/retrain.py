@@ -75,6 +75,8 @@ def retrain_cycle(
     max_train: int | None = None,
     progress: bool = True,
 ) -> CycleResult:
+    from workers.backends.structured import LlmJsonExtractor
+
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
 
     enriched = [EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")]
@@ -96,6 +98,7 @@ def retrain_cycle(
     registry = registry_for(settings)
     lm = CausalLM(settings.predictor.model, settings.cache_dir, private=True)
     scorer = LlmOptionScorer(lm)
+    extractor = LlmJsonExtractor(lm, constrained=settings.predictor.json_decoding == "constrained")
     with tempfile.TemporaryDirectory(prefix="caslie-train-") as work:
         # train first, on the bare model; then load incumbent and candidate side by side
         adapter_dir = train_lora(lm, train, Path(work), lora, progress=progress)
@@ -106,9 +109,11 @@ def retrain_cycle(
             path = registry.download(name, current, settings.cache_dir / "adapter-cache")
             lm.load_adapter(entry.ref, path)
             incumbent_ref = entry.ref
-        incumbent = evaluate(scorer, val, adapter=None if current is None else incumbent_ref)
+        incumbent = evaluate(
+            scorer, val, adapter=None if current is None else incumbent_ref, extractor=extractor
+        )
         lm.load_adapter("candidate", adapter_dir)
-        candidate = evaluate(scorer, val, adapter="candidate")
+        candidate = evaluate(scorer, val, adapter="candidate", extractor=extractor)
         decision = gate(candidate, incumbent, margin)
         log.info("gate: %s (%s)", "promote" if decision.promote else "refuse", decision.reason)
         published = None

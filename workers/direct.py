@@ -68,8 +68,8 @@ class DirectPath:
         prompt = task.assemble(record, {}, ocr_tokens(record)).user_message()
         return DirectInput(loaded, prompt, task.labels(record.options))
 
-    def choose(self, records: Sequence[EnrichedRecord], adapter: str | None) -> list[Choice | str]:
+    def choose(self, records: Sequence[EnrichedRecord]) -> list[Choice | str]:
         inputs = [self._input(r) for r in records]
         ready = [i for i in inputs if isinstance(i, DirectInput)]
-        answers = iter(self.answerer.choose(ready, adapter) if ready else [])
+        answers = iter(self.answerer.choose(ready, self.adapter) if ready else [])
         return [next(answers) if isinstance(i, DirectInput) else i for i in inputs]

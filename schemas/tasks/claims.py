@@ -43,6 +43,7 @@ class ClaimTask(Task):
 
     family = "vitpro"
     ocr_tokens = True
+    caption_keys = ("Image information",)
     question: ClassVar[str]
     instruction = VITPRO_INSTRUCTION
     #: Whether the listing's catalog image is a slot too (``reference``, numbered last).

@@ -85,6 +85,8 @@ class Task:
     instruction: ClassVar[str]
     #: Whether the task's prompt carries the OCR tokens of its images (VIT-Pro's tasks do).
     ocr_tokens: ClassVar[bool] = False
+    #: Keys of a sample's input that hold kept captions (left out on the direct path).
+    caption_keys: ClassVar[tuple[str, ...]] = ("product information extracted from image",)
 
     @property
     def caption_vars(self) -> frozenset[str]:
