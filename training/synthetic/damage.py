@@ -127,7 +127,7 @@ def tear(art: PackArt, rng: random.Random) -> None:
         _hide(art, _bounds(pts + flap))
         return
     # bottle: a split in the plastic along one side of the body
-    length = rng.randint(90, 150)
+    length = rng.randint(110, 170)
 
     def split() -> Box:
         cx = rng.choice((x0 + 14, x1 - 14)) + rng.randint(-3, 3)
@@ -137,10 +137,10 @@ def tear(art: PackArt, rng: random.Random) -> None:
     b = _place(art, rng, split)
     cx = (b[0] + b[2]) / 2
     pts = [(cx + rng.uniform(-9, 9), b[1] + (b[3] - b[1]) * i / 8) for i in range(9)]
-    draw.line(pts, fill=(*_relief(art.fill, 0.5), 255), width=11)
+    draw.line(pts, fill=(*_relief(art.fill, 0.5), 255), width=16)
     draw.line(pts, fill=(30, 26, 24, 255), width=5)
     hole = _jagged(pts[4][0], pts[4][1], rng.randint(12, 18), rng.randint(16, 24), rng)
-    draw.polygon(hole, fill=(22, 20, 20, 255))
+    draw.polygon(hole, fill=(22, 20, 20, 255), outline=(*_relief(art.fill, 0.6), 255))
     _on_pack(art, layer)
     _hide(art, b)
 
