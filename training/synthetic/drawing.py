@@ -6,8 +6,10 @@ caller knows what the image shows. :func:`photo` places the art in a table-and-w
 an angle, scale, offset and lighting jitter (a customer photo); :func:`catalog_shot` places it
 square-on on a plain background (the listing's image). The pack's fill is a shade of its
 :data:`workers.backends.ocr.COLOURS` entry that stays nearest to that name under the lighting
-jitter, and the scene's wall and table are other colour names, so the pack's colour is the
-name an OCR captioner's dominant-colour pass reports.
+jitter; the scene's wall and table are other colour names, each split in two tones, so the
+pack is the largest block of one colour and leads the OCR captioner's dominant colours. The
+scene's brightness sits on the side of the text (darker than a pack with dark text, lighter than
+one with light text), which keeps Tesseract's global threshold between the text and the pack.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ Box = tuple[int, int, int, int]
 SIZE = 480
 CANVAS = (440, 470)
 MIN_FONT = 22
-#: Attribute fields a pack may print besides the brand and product type.
-OPTIONAL_FIELDS = ("size", "count", "gender", "expiry")
 TAGLINES = ("NEW", "ORIGINAL", "CLASSIC", "FRESH", "PREMIUM", "NATURAL", "EXTRA")
 DARK_TEXT: tuple[RGB, ...] = ((15, 15, 15), (28, 28, 60))
 LIGHT_TEXT: tuple[RGB, ...] = ((250, 250, 250), (255, 246, 225))
@@ -93,10 +93,10 @@ def shade(rgb: RGB, factor: float) -> RGB:
 
 
 def pack_fill(rng: random.Random, colour: str) -> RGB:
-    """A shade of ``colour`` that stays nearest to it after +-12% brightness."""
+    """A shade of ``colour`` (+-8 per channel) that stays nearest to it under +-12% brightness."""
     base = COLOURS[colour]
     for _ in range(20):
-        r, g, b = (max(0, min(255, v + rng.randint(-14, 14))) for v in base)
+        r, g, b = (max(0, min(255, v + rng.randint(-8, 8))) for v in base)
         candidate = (r, g, b)
         if all(nearest_colour(shade(candidate, f)) == colour for f in (0.88, 1.0, 1.12)):
             return candidate
