@@ -17,9 +17,10 @@ from streams.health import Health, serve
 from streams.router.app import build_router
 from streams.runner import StageRunner
 from streams.stage import Stage, WarmingStage
+from streams.topics import WORKERS
 
 log = logging.getLogger(__name__)
-WORKER_STAGES = ("router", "captioner", "voter", "predictor")
+WORKER_STAGES = WORKERS
 
 
 def build_captioner(settings: Settings) -> Stage:

@@ -56,6 +56,11 @@ class StageLayout:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
+    @property
+    def process(self) -> str:
+        """The ``caslie run`` worker that runs this stage (the router runs two)."""
+        return self.name.split(".", 1)[0]
+
     def dedupe_id(self, key: str) -> str:
         """The dedupe id of this stage's output for a record key (``<request id>:<stage>``):
         the same on every redelivery, so consumers drop repeats."""
@@ -79,6 +84,8 @@ LAYOUT: tuple[StageLayout, ...] = (
     StageLayout("predictor", ("enriched",), ("predictions",)),
 )
 STAGE_LAYOUT = {stage.name: stage for stage in LAYOUT}
+#: The ``caslie run`` workers, in pipeline order.
+WORKERS: tuple[str, ...] = tuple(dict.fromkeys(stage.process for stage in LAYOUT))
 
 
 def topic_name(settings: Settings, logical: str) -> str:

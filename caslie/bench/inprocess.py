@@ -13,9 +13,10 @@ from caslie.bench.stage_runs import run_stage
 from caslie.stages import build_captioner, build_predictor, build_voter
 from streams.config import Settings
 from streams.stage import Stage
+from streams.topics import WORKERS
 from workers.captioner import CaptionerStage
 
-CHAIN = ("captioner", "voter", "predictor")
+CHAIN = WORKERS[1:]
 
 
 @dataclass

@@ -27,9 +27,11 @@ from schemas.events import parse_query
 from streams.broker import EmbeddedBroker
 from streams.clients import create_topics, wait_for_broker
 from streams.config import Settings
+from streams.topics import WORKERS
 
-PIPELINE_STAGES = ("router", "captioner", "voter", "predictor")
-WORKER_STAGES = ("captioner", "voter", "predictor")
+PIPELINE_STAGES = WORKERS
+#: The model workers (everything after the router).
+WORKER_STAGES = WORKERS[1:]
 THROUGHPUT_GOAL = 0.85
 
 
