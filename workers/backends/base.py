@@ -3,6 +3,7 @@
 - :class:`Captioner`: caption images, each with its task-conditioned prompt (EC3).
 - :class:`Judge`: say yes/no to "will this caption help this task?" (CQE).
 - :class:`OptionScorer`: pick one legal answer per prompt (uniM3), never an illegal one.
+- :class:`AttributeExtractor`: one attribute object per prompt (AE), exactly its keys.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class OptionScorer(Protocol):
     def choose(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]], adapter: str | None
     ) -> list[Choice]: ...
+
+
+class AttributeExtractor(Protocol):
+    name: str
+
+    def extract(
+        self, prompts: Sequence[str], keys: Sequence[Sequence[str]], adapter: str | None
+    ) -> list[dict[str, str]]: ...
 
 
 class BackendUnavailable(RuntimeError):
