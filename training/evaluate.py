@@ -66,7 +66,7 @@ def evaluate(
             if spec.answer == "json":
                 objects = extractor.extract(prompts, labels, adapter)
                 pred += [
-                    None if obj is None else canonical_json(obj, keys)
+                    canonical_json(obj, keys) if set(obj) == set(keys) else None
                     for obj, keys in zip(objects, labels, strict=True)
                 ]
                 continue

@@ -163,6 +163,8 @@ class PredictorStage:
     def _extract(
         self, records: Sequence[EnrichedRecord], indices: list[int], adapter: str | None
     ) -> list[dict[str, str] | None]:
+        """One object per record; ``{}`` where free decoding parsed none, ``None`` for every
+        record when there is no extractor."""
         if not indices:
             return []
         if self.extractor is None:
@@ -195,12 +197,15 @@ class PredictorStage:
             obj = None
         else:
             assert self.extractor is not None
-            label = canonical_json(answer, record.options)
-            option, obj, model = None, answer, self.extractor.name
+            model = self.extractor.name
+            if set(answer) == set(record.options):
+                label, option, obj = canonical_json(answer, record.options), None, answer
+            else:  # free decoding wrote no object with every key (constrained never does)
+                label, option, obj = FAILED, None, None
         timestamps = {**record.timestamps, STAGE: stamp}
         caption_models = [c.model for c in record.captions if c.model]
         metrics.PREDICTIONS.labels(
-            record.task, label if obj is None else "object", adapter or "base"
+            record.task, "object" if obj is not None else label, adapter or "base"
         ).inc()
         prediction = Prediction(
             request_id=record.request_id,

@@ -8,7 +8,7 @@ there are no parse failures by construction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,15 @@ class CausalLM(PeftAdapters):
                 out[i] = self._labels.scores(row, labels[i])
         return out
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int,
+        constrain: Callable[[Sequence[int]], Mapping[str, Any]] | None = None,
+    ) -> list[str]:
+        """Greedy continuations of ``prompts``. ``constrain``, given the prompt indices of a
+        micro-batch (in batch row order), returns extra ``model.generate`` arguments for it
+        (``logits_processor``, ``stopping_criteria``): how decoding is held to a grammar."""
         import torch
 
         texts: list[str] = [""] * len(prompts)
@@ -108,6 +116,7 @@ class CausalLM(PeftAdapters):
                     max_new_tokens=max_new_tokens,
                     do_sample=False,
                     pad_token_id=self.tokenizer.pad_token_id,
+                    **(constrain(indices) if constrain is not None else {}),
                 )
             new = out[:, batch["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new, skip_special_tokens=True)
