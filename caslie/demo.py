@@ -18,6 +18,8 @@ from rich.table import Table
 from caslie.demo_data import build_sample
 from caslie.exit_codes import ExitCode
 from caslie.stages import run_stages
+from schemas.events import ClaimEvent
+from schemas.tasks.registry import get_task
 from streams.broker import EmbeddedBroker
 from streams.clients import create_topics, make_producer, wait_for_broker
 from streams.config import Settings
@@ -70,8 +72,9 @@ def run_demo(
         wanted = {q["request_id"]: q for q in events["queries"]}
         for claim in events["claims"]:  # the router asks the claim tasks of each claim
             for task in settings.router.claim_tasks:
-                rid = f"auto-{task.lower()}:{claim['claim_id']}"
-                wanted[rid] = {"request_id": rid, "task": task, "claim_id": claim["claim_id"]}
+                query = get_task(task).for_claim(ClaimEvent.model_validate(claim))
+                if query is not None:
+                    wanted[query.request_id] = query.model_dump(mode="json", exclude_none=True)
         worker = threading.Thread(
             target=lambda: code.append(run_stages(settings, "all", stop)),
             name="stages",

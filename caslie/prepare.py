@@ -8,7 +8,8 @@ as ``enriched.jsonl`` plus ``labels.jsonl`` (label events pinned to their split)
 ``caslie produce`` into the topics that ``caslie retrain`` reads. Command: ``caslie prepare``.
 
 Splits: a request marked ``test`` (held-out brands) stays ``test``; the others are ``train``,
-with a hash of the request id sending ``val_fraction`` of them to ``val`` for the gate.
+with a hash of their claim's listing sending ``val_fraction`` of the listings to ``val`` for
+the gate (so no image is on both sides).
 """
 
 from __future__ import annotations
@@ -97,19 +98,38 @@ def enrich(
 
 
 def pinned_labels(
-    labels: Sequence[dict[str, Any]], splits: dict[str, str], val_fraction: float
+    labels: Sequence[dict[str, Any]],
+    splits: dict[str, str],
+    val_fraction: float,
+    groups: dict[str, str] | None = None,
 ) -> list[LabelEvent]:
+    """Label events with their split; ``groups`` maps a request id to what must not straddle
+    train and val (its claim's listing: the DD, PM and AE requests of a claim, and the claims
+    of one listing, share their images)."""
+    groups = groups or {}
     return [
         LabelEvent.model_validate(
             {
                 **label,
                 "split": split_of(
-                    label["request_id"], splits.get(label["request_id"], "train"), val_fraction
+                    groups.get(label["request_id"], label["request_id"]),
+                    splits.get(label["request_id"], "train"),
+                    val_fraction,
                 ),
             }
         )
         for label in labels
     ]
+
+
+def listing_groups(
+    claims: Sequence[dict[str, Any]], queries: Sequence[dict[str, Any]]
+) -> dict[str, str]:
+    """Request id -> the listing of the claim it asks about (claim tasks only)."""
+    listing = {c["claim_id"]: c["product_id"] for c in claims}
+    return {
+        q["request_id"]: listing[q["claim_id"]] for q in queries if q.get("claim_id") in listing
+    }
 
 
 def build_stages(
@@ -139,5 +159,6 @@ def prepare(
     enriched = enrich(resolve_all(catalog, claims, queries), captioner, voter)
     out.mkdir(parents=True, exist_ok=True)
     n_records = write_jsonl(out / "enriched.jsonl", enriched)
-    n_labels = write_jsonl(out / "labels.jsonl", pinned_labels(labels, splits, val_fraction))
+    pinned = pinned_labels(labels, splits, val_fraction, listing_groups(claims, queries))
+    n_labels = write_jsonl(out / "labels.jsonl", pinned)
     return n_records, n_labels

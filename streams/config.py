@@ -23,6 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from schemas.tasks.registry import VITPRO_TASKS, is_task, task_codes
+
 CONFIG_ENV = "CASLIE_CONFIG"
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config", default=None)
 
@@ -65,7 +67,7 @@ class RouterSettings(_Section):
     #: Emit an SA request for every new review.
     auto_sa: bool = False
     #: Claim tasks asked of every new claim on ``claims`` (VIT-Pro's DD, PM, AE).
-    claim_tasks: list[str] = Field(default_factory=lambda: ["DD", "PM", "AE"])
+    claim_tasks: list[str] = Field(default_factory=lambda: list(VITPRO_TASKS))
     #: The attributes AE reads when a query names none (unset: the task's default keys).
     attribute_keys: list[str] | None = Field(default=None, min_length=1, max_length=20)
     #: This replica's RocksDB folder (tables + changelog checkpoint); one folder per replica,
@@ -76,6 +78,21 @@ class RouterSettings(_Section):
     state_cache_mb: int = Field(default=64, ge=8)
     #: RocksDB write buffers (memtables) of all tables together, in MiB.
     state_write_buffer_mb: int = Field(default=16, ge=2)
+
+    @field_validator("claim_tasks")
+    @classmethod
+    def _registered_claim_tasks(cls, codes: list[str]) -> list[str]:
+        for code in codes:
+            if not is_task(code):
+                raise ValueError(f"unknown task {code!r}; known: {', '.join(task_codes())}")
+        return codes
+
+    @field_validator("attribute_keys")
+    @classmethod
+    def _distinct_keys(cls, keys: list[str] | None) -> list[str] | None:
+        if keys is not None and len(set(keys)) != len(keys):
+            raise ValueError(f"attribute keys repeat: {keys}")
+        return keys
 
 
 class ImageSettings(_Section):

@@ -22,7 +22,7 @@ from training.metrics import TaskScore, score_task
 def direct_inputs(examples: Sequence[InstructionExample], images: ImageSettings) -> list[Any]:
     """VIT-Pro's direct path: each example's images and its prompt without captions."""
     from workers.backends.vlm_answer import DirectInput
-    from workers.images import load_image
+    from workers.images import ImageError, load_image
 
     inputs = []
     for example in examples:
@@ -30,7 +30,10 @@ def direct_inputs(examples: Sequence[InstructionExample], images: ImageSettings)
         sample = example.sample()
         for key in spec.caption_keys:
             sample.input.pop(key, None)
-        loaded = [load_image(ImageRef(url=url), images).image for url in example.images]
+        try:
+            loaded = [load_image(ImageRef(url=url), images).image for url in example.images]
+        except ImageError as exc:
+            raise ValueError(f"{example.request_id}: {type(exc).__name__}: {exc}") from None
         inputs.append(DirectInput(loaded, sample.user_message(), spec.labels(example.options)))
     return inputs
 

@@ -63,8 +63,8 @@ class DirectPath:
                 loaded.append(load_image(slot.image, self.images).image)
             except ImageError as exc:
                 errors.append(f"{slot.slot}: {redact_text(f'{type(exc).__name__}: {exc}')}")
-        if not loaded:
-            return "no image of the request could be loaded: " + ("; ".join(errors) or "none")
+        if errors or not loaded:  # a missing image would shift the prompt's [1], [2] ...
+            return "an image of the request could not be loaded: " + ("; ".join(errors) or "none")
         prompt = task.assemble(record, {}, ocr_tokens(record)).user_message()
         return DirectInput(loaded, prompt, task.labels(record.options))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from schemas.base import ShortText
 from schemas.events import Query
@@ -30,6 +30,13 @@ class AEQuery(ClaimQuery):
     task: Literal["AE"]
     #: The attributes to read (default :data:`DEFAULT_KEYS`).
     keys: list[ShortText] | None = Field(default=None, min_length=1, max_length=20)
+
+    @field_validator("keys")
+    @classmethod
+    def _distinct(cls, keys: list[str] | None) -> list[str] | None:
+        if keys is not None and len(set(keys)) != len(keys):
+            raise ValueError(f"attribute keys repeat: {keys}")
+        return keys
 
 
 def question_for(keys: Sequence[str]) -> str:

@@ -113,11 +113,23 @@ class _Resolving:
     def handle(self, item: Inbound) -> Result:
         raise NotImplementedError
 
-    def resolve_or_wait(self, query: Query, waiting: WaitingQuery) -> Result:
+    def with_defaults(self, query: Query) -> Query:
+        """The query with the deployment's defaults: AE's keys (``router.attribute_keys``)
+        where it names none."""
+        keys = self.settings.attribute_keys
+        if keys and "keys" in type(query).model_fields and getattr(query, "keys", None) is None:
+            return query.model_copy(update={"keys": list(keys)})
+        return query
+
+    def resolve_or_wait(
+        self, query: Query, waiting: WaitingQuery, may_give_up: bool = True
+    ) -> Result:
+        """The request, else the query back on ``queries.waiting``; past its deadline (and
+        ``may_give_up``) the DLQ with what is missing."""
         try:
-            request = resolve(query, self.resolving)
+            request = resolve(self.with_defaults(query), self.resolving)
         except MissingData as exc:
-            if now() >= waiting.deadline:
+            if may_give_up and now() >= waiting.deadline:
                 waited = now() - waiting.first_seen
                 return Reject(
                     ErrorKind.UNKNOWN_PRODUCT,
@@ -196,11 +208,14 @@ class RouterStage(_Resolving):
         return Emit(outputs)
 
     def _on_claim(self, item: Inbound, claim: ClaimEvent) -> Result:
-        """Keep the claim; ask the configured claim tasks of it (each resolves now, or waits
-        for the claim's product like any query)."""
+        """Keep the claim; ask the configured claim tasks of a new one (each resolves now, or
+        waits for the claim's listing like any query; the claim is kept either way)."""
         token = _token(item, f"{claim.claim_id}:claim")
         kept = stored_claim(claim)
         outputs = [Output("router.claims", claim.claim_id, kept, token)]
+        if self.tables.claim(claim.claim_id) is not None:  # an update: asked already
+            self.tables.claims.put(claim.claim_id, kept, token)
+            return Emit(outputs)
         resolving = self.resolving
         self.resolving = _WithClaim(self.tables, kept)
         try:
@@ -216,15 +231,14 @@ class RouterStage(_Resolving):
             query = get_task(code).for_claim(claim)
             if query is None:
                 continue
-            if self.settings.attribute_keys and "keys" in type(query).model_fields:
-                query = query.model_copy(update={"keys": list(self.settings.attribute_keys)})
-            result = self._on_query(item, query, raw=query.to_json())
-            if isinstance(result, Reject):  # only past a deadline: not at a query's first try
-                raise RuntimeError(f"{code} of claim {claim.claim_id}: {result.message}")
+            result = self._on_query(item, query, raw=query.to_json(), may_give_up=False)
+            assert isinstance(result, Emit)  # a first try that misses waits, never rejects
             outputs += result.outputs
         return outputs
 
-    def _on_query(self, item: Inbound, query: Query, raw: bytes | None = None) -> Result:
+    def _on_query(
+        self, item: Inbound, query: Query, raw: bytes | None = None, may_give_up: bool = True
+    ) -> Result:
         seen = now()
         waiting = WaitingQuery(
             query=(raw or item.raw).decode(),
@@ -235,7 +249,7 @@ class RouterStage(_Resolving):
             deadline=seen + self.settings.product_wait_s,
             not_before=seen + self.settings.retry_interval_s,
         )
-        return self.resolve_or_wait(query, waiting)
+        return self.resolve_or_wait(query, waiting, may_give_up)
 
 
 class WaitingStage(_Resolving):

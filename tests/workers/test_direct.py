@@ -81,7 +81,7 @@ def test_a_direct_request_without_a_loadable_image_fails_with_the_reason(tmp_pat
     record = _enriched(tmp_path, "DD", (tmp_path / "x.png").as_uri())
     [result] = stage.process([Inbound("caslie.enriched", 0, 0, None, record, b"")])
     assert isinstance(result, Reject) and result.kind == ErrorKind.PROCESSING
-    assert result.message.startswith("no image of the request could be loaded: claim/0:")
+    assert result.message.startswith("an image of the request could not be loaded: claim/0:")
 
 
 def test_json_tasks_cannot_take_the_direct_path() -> None:

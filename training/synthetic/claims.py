@@ -251,7 +251,10 @@ def generate(
         }
         for task, label in answers.items():
             request_id = f"syn-{task.lower()}-{claim_id}"
-            queries.append({"request_id": request_id, "task": task, "claim_id": claim_id})
+            query = {"request_id": request_id, "task": task, "claim_id": claim_id}
+            if task == "AE":
+                query["keys"] = list(keys)  # the keys its label has
+            queries.append(query)
             labels.append(
                 {"request_id": request_id, "task": task, "label": label, "source": "synthetic"}
             )

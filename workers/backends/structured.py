@@ -6,7 +6,9 @@ Contract:
 - :func:`attribute_schema`: an object with exactly ``keys``, all required, in that order, no
   other property, each value a string of at most ``max_value_chars`` characters.
 - :func:`max_json_tokens`: the most tokens an object of that schema can take, stop token
-  included. xgrammar's compact grammar (``", "`` and ``": "`` separators, no other whitespace,
+  included. xgrammar's compact grammar (``","`` and ``":"`` separators: the form of
+  :func:`schemas.tasks.answers.canonical_json`, so the text decoded is the text an adapter was
+  trained on; no other whitespace,
   no escapes in bounded strings) gives at most ``len(skeleton) + keys * chars * 4`` UTF-8
   bytes, and every token of a byte-level tokenizer writes at least one byte: capped there,
   greedy decoding always finishes the object.
@@ -166,7 +168,7 @@ class LlmJsonExtractor:
             if key not in self._grammars:
                 schema = attribute_schema(key, self.max_value_chars)
                 self._grammars[key] = self._grammar_compiler().compile_json_schema(
-                    json.dumps(schema), any_whitespace=False
+                    json.dumps(schema), any_whitespace=False, separators=(",", ":")
                 )
             return self._grammars[key]
 

@@ -25,7 +25,7 @@ from schemas.registry import json_schema
 from schemas.tasks import register, unregister
 from schemas.tasks.prompts import VITPRO_INSTRUCTION, vitpro_prompt
 from schemas.tasks.resolving import Tables, image_slot, new_request, products_of
-from schemas.tasks.sample import CAPTION_KEY, InstructionSample
+from schemas.tasks.sample import CAPTION_KEY, InstructionSample, sample_of
 from schemas.tasks.spec import Task
 from streams.codec import decode
 from streams.config import ImageSettings, RouterSettings
@@ -61,6 +61,7 @@ class BrandCheck(Task):
         "Does this text help to tell the brand {brand}: {caption}? Only output yes or no."
     )
     instruction = VITPRO_INSTRUCTION
+    ocr_tokens = True
 
     def resolve(self, query: Query, tables: Tables) -> TaskRequest:
         assert isinstance(query, BRQuery)
@@ -82,6 +83,7 @@ class BrandCheck(Task):
         }
         if "product" in kept:
             data[CAPTION_KEY] = kept["product"]
+        data["OCR Tokens"] = (ocr or {}).get("product") or "none"
         return InstructionSample(self.code, self.instruction, data)
 
     def prompt(self, sample: InstructionSample) -> str:
@@ -131,7 +133,7 @@ def test_the_registry_is_all_that_knows_a_plugin(brand_check: BrandCheck) -> Non
 def test_a_plugin_task_flows_from_query_to_prediction_to_metric(
     brand_check: BrandCheck, tmp_path: Path
 ) -> None:
-    from workers.backends.ocr import OcrCaptioner
+    from workers.backends.ocr import OcrCaptioner, Tesseract, TesseractReader
 
     brands = {"p1": "ACME", "p2": "ZENLEAF"}
     router = RouterStage(
@@ -164,10 +166,16 @@ def test_a_plugin_task_flows_from_query_to_prediction_to_metric(
     assert [r.task for r in requests] == ["BR"] * 3
 
     images = ImageSettings(file_roots=[str(tmp_path)])
-    captioned = run_stage(CaptionerStage(OcrCaptioner(), images), requests, 8).outputs
+    tesseract = Tesseract()
+    captioner = CaptionerStage(
+        OcrCaptioner(tesseract=tesseract), images, ocr=TesseractReader(tesseract=tesseract)
+    )
+    captioned = run_stage(captioner, requests, 8).outputs
     enriched = run_stage(VoterStage([OverlapJudge(0.1)]), captioned, 8).outputs
-    read = [c.text or "" for r in captioned for c in r.captions]  # type: ignore[attr-defined]
+    read = [c.ocr_tokens or "" for r in captioned for c in r.captions]  # type: ignore[attr-defined]
     assert len(read) == 3 and all("ACME" in t.upper() or "ZENLEAF" in t.upper() for t in read)
+    prompt = sample_of(enriched[0]).user_message()  # type: ignore[arg-type]
+    assert prompt.endswith(f"OCR Tokens: {read[0]} Answer yes or no:"), "the predictor's prompt"
     scorer = LlmOptionScorer(CausalLM("smollm2", CACHE))
     predictions = run_stage(PredictorStage(scorer, default_adapter="base"), enriched, 8).outputs
     assert all(isinstance(p, Prediction) and p.label in ("yes", "no") for p in predictions)

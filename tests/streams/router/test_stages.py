@@ -364,3 +364,37 @@ def test_a_claim_query_names_an_unknown_claim(tmp_path: Path) -> None:
     [result] = router.process([_query(request_id="q1", task="DD", claim_id="nope")])
     [out] = _outputs(result)
     assert out.logical_topic == "queries.waiting", "the claim may still arrive"
+
+
+def test_a_claim_is_kept_even_when_its_listing_may_not_be_waited_for(tmp_path: Path) -> None:
+    router, waiting, tables = _router(tmp_path, claim_tasks=["DD"], product_wait_s=0)
+    [result] = router.process([_claim("c3", "p404")])
+    _, wait_out = _outputs(result)
+    assert tables.claim("c3") is not None and wait_out.logical_topic == "queries.waiting"
+    [given_up] = waiting.process([_inbound("queries.waiting", wait_out.value)])
+    assert isinstance(given_up, Reject) and given_up.kind == ErrorKind.UNKNOWN_PRODUCT
+    assert "p404" in given_up.message
+
+
+def test_a_resent_claim_is_not_asked_again(tmp_path: Path) -> None:
+    router, _, _ = _router(tmp_path, claim_tasks=["DD"])
+    router.process([_product("p1", title="Acme tea")])
+    [first] = router.process([_claim("c4", "p1")])
+    [again] = router.process([_claim("c4", "p1", text="Still torn.")])
+    assert [o.logical_topic for o in _outputs(first)] == ["router.claims", "requests"]
+    assert [o.logical_topic for o in _outputs(again)] == ["router.claims"]
+
+
+def test_the_deployments_attribute_keys_reach_a_users_ae_query(tmp_path: Path) -> None:
+    router, _, _ = _router(tmp_path, claim_tasks=[], attribute_keys=["Brand"])
+    router.process([_product("p1", title="Acme tea"), _claim("c5", "p1")])
+    [result] = router.process([_query(request_id="q5", task="AE", claim_id="c5")])
+    [request] = _outputs(result)
+    assert request.value.options == ["Brand"]  # type: ignore[attr-defined]
+
+
+def test_claim_tasks_and_attribute_keys_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown task 'DX'"):
+        RouterSettings(claim_tasks=["DD", "DX"])
+    with pytest.raises(ValueError, match="repeat"):
+        RouterSettings(attribute_keys=["Brand", "Brand"])
