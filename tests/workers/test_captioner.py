@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,20 +110,6 @@ def _captions(stage: CaptionerStage, batch: list[Inbound]) -> dict[str, Caption]
         assert isinstance(record, CaptionedRecord)
         out[record.request_id] = record.captions[0]
     return out
-
-
-@pytest.fixture
-def tesseract_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Every Tesseract process started during the test."""
-    runs: list[list[str]] = []
-    real_run = subprocess.run
-
-    def counting_run(args, **kwargs):  # type: ignore[no-untyped-def]
-        runs.append(list(args))
-        return real_run(args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "run", counting_run)
-    return runs
 
 
 @needs_tesseract

@@ -251,7 +251,7 @@ def generate(
         }
         for task, label in answers.items():
             request_id = f"syn-{task.lower()}-{claim_id}"
-            query = {"request_id": request_id, "task": task, "claim_id": claim_id}
+            query: dict[str, Any] = {"request_id": request_id, "task": task, "claim_id": claim_id}
             if task == "AE":
                 query["keys"] = list(keys)  # the keys its label has
             queries.append(query)

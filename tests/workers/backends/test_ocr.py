@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -76,21 +76,14 @@ def test_reading_order_is_rows_top_to_bottom_then_left_to_right() -> None:
     assert [ln.text for ln in reading_order([below, right, left])] == ["LEFT", "RIGHT", "BELOW"]
 
 
-def test_captioner_and_reader_sharing_tesseract_run_it_once_per_image(  # type: ignore[no-untyped-def]
-    tmp_path, monkeypatch
+def test_captioner_and_reader_sharing_tesseract_run_it_once_per_image(
+    tmp_path: Path, tesseract_runs: list[list[str]]
 ) -> None:
     path = tmp_path / "p.png"
     draw_product(path, "ACME", "500 ml", (250, 250, 250), (10, 10, 10))
     image = Image.open(path).convert("RGB")
     item = CaptionInput(image, "caption it", {"title": "Acme water"})
-    runs: list[list[str]] = []
-    real_run = subprocess.run
-
-    def counting_run(args, **kwargs):  # type: ignore[no-untyped-def]
-        runs.append(list(args))
-        return real_run(args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "run", counting_run)
+    runs = tesseract_runs
     shared = Tesseract()
     [caption] = OcrCaptioner(tesseract=shared).caption([item])
     [tokens] = TesseractReader(tesseract=shared).read([image])
