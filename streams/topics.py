@@ -6,11 +6,14 @@ checks read the layout from here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from streams.config import Settings
 from streams.stage import Output
+
+if TYPE_CHECKING:  # GPU hosts import the layout without the service's settings
+    from streams.config import Settings
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from schemas.base import now
 from schemas.dlq import ErrorKind
@@ -20,8 +20,10 @@ from streams.stage import Emit, Inbound, Reject, Result
 from streams.topics import LAYOUT as LAYOUT_ORDER
 from streams.topics import STAGE_LAYOUT
 from workers.backends.base import Choice, JsonExtractor, OptionScorer
-from workers.direct import DirectPath
 from workers.engine import engine_failed
+
+if TYPE_CHECKING:  # the direct path fetches images: settings a GPU bench host lacks
+    from workers.direct import DirectPath
 
 LAYOUT = STAGE_LAYOUT["predictor"]
 STAGE = LAYOUT.name

@@ -55,7 +55,7 @@ def attribute_schema(keys: Sequence[str], max_value_chars: int = 64) -> dict[str
 def max_json_tokens(keys: Sequence[str], max_value_chars: int) -> int:
     """Upper bound on the tokens of an :func:`attribute_schema` object, stop token included."""
     # ensure_ascii: an escaped key (\\u00e9, 6 bytes) is never shorter than its UTF-8 form
-    skeleton = json.dumps(dict.fromkeys(keys, ""), ensure_ascii=True)
+    skeleton = json.dumps(dict.fromkeys(keys, ""), ensure_ascii=True, separators=(",", ":"))
     return len(skeleton.encode()) + len(keys) * max_value_chars * _MAX_CHAR_BYTES + 1
 
 

@@ -110,18 +110,22 @@ def test_token_bound_covers_the_longest_object_the_grammar_allows(smollm2: Causa
         )
 
     # 4-byte characters up to maxLength in every value: the most bytes the grammar allows
-    longest = json.dumps(dict.fromkeys(AE_KEYS, "\N{GRINNING FACE}" * 5), ensure_ascii=False)
+    longest = json.dumps(
+        dict.fromkeys(AE_KEYS, "\N{GRINNING FACE}" * 5), ensure_ascii=False, separators=(",", ":")
+    )
     assert accepts(longest)
     assert max_json_tokens(AE_KEYS, 5) == len(longest.encode()) + 1
     assert len(tokenizer.encode(longest, add_special_tokens=False)) + 1 <= max_json_tokens(
         AE_KEYS, 5
     )
-    # nothing longer: no sixth character, no whitespace beyond the compact separators,
+    # nothing longer: no sixth character, no whitespace (the compact separators only),
     # no escapes, no other key order
     too_long = longest.replace("\N{GRINNING FACE}" * 5, "\N{GRINNING FACE}" * 6, 1)
-    spaced = longest.replace(": ", ":  ", 1)
-    escaped = json.dumps(dict.fromkeys(AE_KEYS, "\N{LATIN SMALL LETTER E WITH ACUTE}"))
-    reordered = json.dumps(dict.fromkeys(reversed(AE_KEYS), "x"))
+    spaced = longest.replace(":", ": ", 1)
+    escaped = json.dumps(
+        dict.fromkeys(AE_KEYS, "\N{LATIN SMALL LETTER E WITH ACUTE}"), separators=(",", ":")
+    )
+    reordered = json.dumps(dict.fromkeys(reversed(AE_KEYS), "x"), separators=(",", ":"))
     for text in (too_long, spaced, " " + longest, escaped, reordered):
         assert not accepts(text), text
 
