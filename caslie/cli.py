@@ -541,7 +541,6 @@ def eval_command(
     import orjson
     from rich.console import Console
     from rich.table import Table
-    from workers.backends.structured import LlmJsonExtractor
 
     from schemas.records import EnrichedRecord, LabelEvent
     from streams.artifacts import registry_for
@@ -551,6 +550,7 @@ def eval_command(
     from training.plot import plot_versions
     from training.retrain import read_topic_records
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+    from workers.backends.structured import LlmJsonExtractor
 
     settings = _settings(ctx)
     if data is not None:
@@ -633,9 +633,11 @@ def prepare(
     from caslie.prepare import prepare as run_prepare
 
     settings = _settings(ctx)
-    chosen = judges.split(",") if judges else settings.voter.judges
+    if judges:
+        voter = settings.voter.model_copy(update={"judges": judges.split(",")})
+        settings = settings.model_copy(update={"voter": voter})
     try:
-        records, labels = run_prepare(source, out, chosen, val_fraction, settings.cache_dir)
+        records, labels = run_prepare(source, out, settings, val_fraction)
     except FileNotFoundError as exc:
         typer.echo(
             f"error: {exc.filename} not found (write it with python -m training.synthetic)",

@@ -80,27 +80,9 @@ def draw_claim_photo(path: Path) -> None:
     """The customer's photo of the delivered shampoo: the pack, its size and a torn corner."""
     img = Image.new("RGB", (500, 500), (40, 80, 200))
     draw = ImageDraw.Draw(img)
-    draw.text(
-        (250, 140),
-        "LUSTRA",
-        fill=(255, 255, 255),
-        font=ImageFont.load_default(size=64),
-        anchor="mm",
-    )
-    draw.text(
-        (250, 240),
-        "SHAMPOO",
-        fill=(255, 255, 255),
-        font=ImageFont.load_default(size=48),
-        anchor="mm",
-    )
-    draw.text(
-        (250, 330),
-        "250 ml",
-        fill=(255, 255, 255),
-        font=ImageFont.load_default(size=48),
-        anchor="mm",
-    )
+    for y, text, size in ((140, "LUSTRA", 64), (240, "SHAMPOO", 48), (330, "250 ml", 48)):
+        font = ImageFont.load_default(size=size)
+        draw.text((250, y), text, fill=(255, 255, 255), font=font, anchor="mm")
     draw.polygon([(380, 500), (500, 380), (500, 500)], fill=(245, 245, 245))  # torn off
     draw.line(
         [(380, 500), (420, 470), (445, 450), (470, 410), (500, 380)], fill=(20, 20, 20), width=4

@@ -30,7 +30,7 @@ from schemas.events import ClaimEvent, ProductEvent, parse_query
 from schemas.records import EnrichedRecord, LabelEvent, TaskRequest
 from schemas.tasks.registry import get_task
 from schemas.tasks.resolving import MemoryTables
-from streams.config import ImageSettings, Settings
+from streams.config import Settings
 from streams.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -132,30 +132,23 @@ def listing_groups(
     }
 
 
-def build_stages(
-    judges: Sequence[str], images: ImageSettings, cache_dir: Path
-) -> tuple[Stage, Stage]:
-    """The captioner (Tesseract captions and OCR tokens) and the voter with ``judges``, as
-    ``caslie run`` builds them from settings."""
-    settings = Settings(cache_dir=cache_dir, images=images)
-    settings = settings.model_copy(
-        update={"voter": settings.voter.model_copy(update={"judges": list(judges)})}
-    )
+def build_stages(settings: Settings, source: Path) -> tuple[Stage, Stage]:
+    """The captioner and the voter as ``caslie run`` builds them from ``settings``, with the
+    source folder allowed as a ``file://`` root (its images are files)."""
+    settings = settings.with_file_root(source)
     return build_captioner(settings), build_voter(settings)
 
 
-def prepare(
-    source: Path, out: Path, judges: Sequence[str], val_fraction: float, cache_dir: Path
-) -> tuple[int, int]:
+def prepare(source: Path, out: Path, settings: Settings, val_fraction: float) -> tuple[int, int]:
     """Read the events of ``source``, write ``enriched.jsonl`` and ``labels.jsonl`` to
-    ``out``; returns their counts. ``FileNotFoundError`` names a missing input file."""
+    ``out`` through the stages ``settings`` describe; returns their counts.
+    ``FileNotFoundError`` names a missing input file."""
     catalog = read_jsonl(source / "catalog.jsonl")
     claims = read_jsonl(source / "claims.jsonl")
     queries = read_jsonl(source / "queries.jsonl")
     labels = read_jsonl(source / "labels.jsonl")
     splits = orjson.loads((source / "splits.json").read_bytes())
-    images = ImageSettings(file_roots=[str(source.resolve())])
-    captioner, voter = build_stages(judges, images, cache_dir)
+    captioner, voter = build_stages(settings, source)
     enriched = enrich(resolve_all(catalog, claims, queries), captioner, voter)
     out.mkdir(parents=True, exist_ok=True)
     n_records = write_jsonl(out / "enriched.jsonl", enriched)

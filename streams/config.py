@@ -23,8 +23,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from schemas.tasks.registry import VITPRO_TASKS, is_task, task_codes
-
 CONFIG_ENV = "CASLIE_CONFIG"
 _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config", default=None)
 
@@ -67,7 +65,7 @@ class RouterSettings(_Section):
     #: Emit an SA request for every new review.
     auto_sa: bool = False
     #: Claim tasks asked of every new claim on ``claims`` (VIT-Pro's DD, PM, AE).
-    claim_tasks: list[str] = Field(default_factory=lambda: list(VITPRO_TASKS))
+    claim_tasks: list[str] = Field(default_factory=lambda: ["DD", "PM", "AE"])
     #: The attributes AE reads when a query names none (unset: the task's default keys).
     attribute_keys: list[str] | None = Field(default=None, min_length=1, max_length=20)
     #: This replica's RocksDB folder (tables + changelog checkpoint); one folder per replica,
@@ -82,6 +80,8 @@ class RouterSettings(_Section):
     @field_validator("claim_tasks")
     @classmethod
     def _registered_claim_tasks(cls, codes: list[str]) -> list[str]:
+        from schemas.tasks.registry import is_task, task_codes  # not at start-up: ~35 ms
+
         for code in codes:
             if not is_task(code):
                 raise ValueError(f"unknown task {code!r}; known: {', '.join(task_codes())}")

@@ -52,10 +52,6 @@ class ClaimTask(Task):
     def product_ids(self, query: Query) -> list[str]:
         return []  # the product comes from the claim: see resolve
 
-    def claim_id(self, query: Query) -> str | None:
-        assert isinstance(query, ClaimQuery)
-        return query.claim_id
-
     def slot_values(self, claim: ClaimEvent, product: ProductEvent) -> dict[str, str]:
         """Values of the caption and judge templates (the same for every photo)."""
         return {"claim": short(claim.text), "title": product.title}

@@ -94,5 +94,6 @@ def sample_of(record: EnrichedRecord) -> InstructionSample:
     tokens = ocr_tokens(record)
     sample = task.assemble(record, kept_captions(record), tokens)
     if tokens and not task.ocr_tokens:  # OCR on for every task (captioner.ocr_for = all)
-        sample.input[OCR_KEY] = " ### ".join(tokens[slot] for slot in sorted(tokens))
+        order = [slot.slot for slot in record.slots if slot.slot in tokens]
+        sample.input[OCR_KEY] = " ### ".join(tokens[slot] for slot in order)
     return sample

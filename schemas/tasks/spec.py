@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from schemas.tasks import answers, metrics
+from schemas.tasks.sample import CAPTION_KEY
 
 if TYPE_CHECKING:
     from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
@@ -86,7 +87,7 @@ class Task:
     #: Whether the task's prompt carries the OCR tokens of its images (VIT-Pro's tasks do).
     ocr_tokens: ClassVar[bool] = False
     #: Keys of a sample's input that hold kept captions (left out on the direct path).
-    caption_keys: ClassVar[tuple[str, ...]] = ("product information extracted from image",)
+    caption_keys: ClassVar[tuple[str, ...]] = (CAPTION_KEY,)
 
     @property
     def caption_vars(self) -> frozenset[str]:
@@ -151,10 +152,6 @@ class Task:
         """Every product id the query needs from the catalog, in order, without repeats."""
         product_id = getattr(query, "product_id", None)
         return [product_id] if product_id else []
-
-    def claim_id(self, query: Query) -> str | None:
-        """The claim the query needs from the claims table, if any."""
-        return None
 
     def resolve(self, query: Query, tables: Tables) -> TaskRequest:
         raise NotImplementedError

@@ -92,9 +92,6 @@ class _Resolving:
         self.tables = tables
         self.follower = follower
         self.settings = settings
-        #: What queries resolve against: the tables (plus a claim being added, see
-        #: :meth:`RouterStage._on_claim`).
-        self.resolving: Tables = tables
 
     def ready(self, timeout: float) -> bool:
         """Whether the tables are restored (raises if following them failed)."""
@@ -122,12 +119,17 @@ class _Resolving:
         return query
 
     def resolve_or_wait(
-        self, query: Query, waiting: WaitingQuery, may_give_up: bool = True
+        self,
+        query: Query,
+        waiting: WaitingQuery,
+        tables: Tables | None = None,
+        may_give_up: bool = True,
     ) -> Result:
-        """The request, else the query back on ``queries.waiting``; past its deadline (and
-        ``may_give_up``) the DLQ with what is missing."""
+        """The request (resolved against ``tables``, default this replica's), else the query
+        back on ``queries.waiting``; past its deadline (and ``may_give_up``) the DLQ with what
+        is missing."""
         try:
-            request = resolve(self.with_defaults(query), self.resolving)
+            request = resolve(self.with_defaults(query), tables or self.tables)
         except MissingData as exc:
             if may_give_up and now() >= waiting.deadline:
                 waited = now() - waiting.first_seen
@@ -216,28 +218,28 @@ class RouterStage(_Resolving):
         if self.tables.claim(claim.claim_id) is not None:  # an update: asked already
             self.tables.claims.put(claim.claim_id, kept, token)
             return Emit(outputs)
-        resolving = self.resolving
-        self.resolving = _WithClaim(self.tables, kept)
-        try:
-            outputs += self._claim_queries(item, claim)
-        finally:
-            self.resolving = resolving
+        outputs += self._claim_queries(item, claim, _WithClaim(self.tables, kept))
         self.tables.claims.put(claim.claim_id, kept, token)  # last: nothing may fail after it
         return Emit(outputs)
 
-    def _claim_queries(self, item: Inbound, claim: ClaimEvent) -> list[Output]:
+    def _claim_queries(self, item: Inbound, claim: ClaimEvent, tables: Tables) -> list[Output]:
         outputs: list[Output] = []
         for code in self.settings.claim_tasks:
             query = get_task(code).for_claim(claim)
             if query is None:
                 continue
-            result = self._on_query(item, query, raw=query.to_json(), may_give_up=False)
+            result = self._on_query(item, query, query.to_json(), tables, may_give_up=False)
             assert isinstance(result, Emit)  # a first try that misses waits, never rejects
             outputs += result.outputs
         return outputs
 
     def _on_query(
-        self, item: Inbound, query: Query, raw: bytes | None = None, may_give_up: bool = True
+        self,
+        item: Inbound,
+        query: Query,
+        raw: bytes | None = None,
+        tables: Tables | None = None,
+        may_give_up: bool = True,
     ) -> Result:
         seen = now()
         waiting = WaitingQuery(
@@ -249,7 +251,7 @@ class RouterStage(_Resolving):
             deadline=seen + self.settings.product_wait_s,
             not_before=seen + self.settings.retry_interval_s,
         )
-        return self.resolve_or_wait(query, waiting, may_give_up)
+        return self.resolve_or_wait(query, waiting, tables, may_give_up)
 
 
 class WaitingStage(_Resolving):

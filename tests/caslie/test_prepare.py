@@ -11,6 +11,7 @@ import pytest
 
 from caslie.prepare import prepare, split_of
 from schemas.records import EnrichedRecord, LabelEvent
+from streams.config import Settings, VoterSettings
 from training.dataset import assemble
 from training.synthetic import generate
 
@@ -27,9 +28,9 @@ def test_held_out_stays_test_and_the_rest_splits_stably() -> None:
 def test_labelled_claims_become_training_examples(tmp_path: Path) -> None:
     synthetic = generate(tmp_path / "syn", n_claims=4, seed=1, test_fraction=0.5)
     synthetic.write()
-    records, labels = prepare(
-        tmp_path / "syn", tmp_path / "out", ["overlap"], 0.0, Path.home() / ".cache" / "caslie"
-    )
+    settings = Settings(cache_dir=Path.home() / ".cache" / "caslie")
+    settings = settings.model_copy(update={"voter": VoterSettings(judges=["overlap"])})
+    records, labels = prepare(tmp_path / "syn", tmp_path / "out", settings, 0.0)
     assert (records, labels) == (12, 12)  # DD, PM and AE of each claim
     enriched = [
         EnrichedRecord.from_json(line)
