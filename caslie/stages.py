@@ -24,9 +24,9 @@ WORKER_STAGES = WORKERS
 
 
 def build_captioner(settings: Settings) -> Stage:
-    """The captioner stage; with the ``ocr`` backend and ``captioner.ocr = "tesseract"`` the
-    captioner and the OCR reader share one :class:`~workers.backends.ocr.Tesseract`, so each
-    image is read once."""
+    """The captioner stage, with ``captioner.prompt`` (task-conditioned or generic captions);
+    with the ``ocr`` backend and ``captioner.ocr = "tesseract"`` the captioner and the OCR
+    reader share one :class:`~workers.backends.ocr.Tesseract`, so each image is read once."""
     from workers.backends.base import Captioner, OcrReader
     from workers.captioner import CaptionerStage
 
@@ -63,6 +63,7 @@ def build_captioner(settings: Settings) -> Stage:
         cfg.cache_size,
         ocr=ocr,
         ocr_wanted=_every_request if cfg.ocr_for == "all" else _ocr_task,
+        prompt=cfg.prompt,
     )
 
 

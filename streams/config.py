@@ -148,6 +148,13 @@ class CaptionerSettings(_Section):
     ocr_for: Literal["ocr_tasks", "all"] = "ocr_tasks"
     #: Most words in an image's OCR tokens (reading order; the rest is cut).
     ocr_max_words: int = Field(default=64, ge=1)
+    #: ``task`` (the method): each image is captioned with its task's prompt and context.
+    #: ``generic`` (the ablation of context-free captions, as the paper's BLIP-2 baseline):
+    #: every image gets one instruction, "Please generate a concise and informative caption
+    #: for the product in the image within 50 words." (``GENERIC_CAPTION_PROMPT`` of
+    #: ``schemas.tasks.prompts``), and no context (the ocr backend then ranks its lines by
+    #: confidence alone). Captions are cached per prompt.
+    prompt: Literal["task", "generic"] = "task"
 
 
 class VoterSettings(_Section):

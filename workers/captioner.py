@@ -1,6 +1,12 @@
 """EC3: caption every image slot of a request with its task-conditioned prompt, and read
 the OCR tokens of its image beside the caption.
 
+Prompt ``"task"`` (the method): the task's captioning prompt from the slot's values, which
+also go to the captioner as its context (the OCR captioner ranks its lines by them).
+``"generic"`` (the ablation of context-free captions, the paper's task-unaware BLIP-2 baseline):
+:data:`~schemas.tasks.prompts.GENERIC_CAPTION_PROMPT` for every image and no context, whatever
+the backend; the trace's detail says ``generic prompt``.
+
 Images of a batch are fetched in parallel; captions are cached by (model, prompt, image
 sha256); all uncached slots of the batch go to the captioning model together. A slot whose
 image cannot be fetched or decoded gets no caption and the reason is recorded, with URL
@@ -16,12 +22,15 @@ its caption and the record go on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 from schemas.base import now
-from schemas.records import Caption, CaptionedRecord, TaskRequest, TraceEntry
+from schemas.records import Caption, CaptionedRecord, ImageSlot, TaskRequest, TraceEntry
+from schemas.tasks.prompts import GENERIC_CAPTION_PROMPT
 from schemas.tasks.registry import get_task
+from schemas.tasks.spec import Task
 from streams import metrics
 from streams.config import ImageSettings
 from streams.redact import redact_text
@@ -35,6 +44,8 @@ from workers.lru import LruCache
 LAYOUT = STAGE_LAYOUT["captioner"]
 STAGE = LAYOUT.name
 
+#: Which captioning prompt the stage gives (``captioner.prompt``).
+PromptMode = Literal["task", "generic"]
 #: Captions keyed by (model, prompt, image sha256).
 CaptionCache = LruCache[tuple[str, str, str], str]
 #: OCR tokens keyed by (reader, image sha256).
@@ -58,8 +69,10 @@ class CaptionerStage:
         cache_size: int = 10_000,
         ocr: OcrReader | None = None,
         ocr_wanted: Callable[[TaskRequest], bool] = _always,
+        prompt: PromptMode = "task",
     ) -> None:
         self.captioner = captioner
+        self.prompt = prompt
         self.images = images
         self.cache = CaptionCache(cache_size)
         self.ocr = ocr
@@ -102,7 +115,7 @@ class CaptionerStage:
                 if isinstance(image, ImageError):
                     row.append(Caption(slot=slot.slot, error=_reason(image)))
                     continue
-                prompt = spec.caption_prompt(slot.caption_vars)
+                prompt, context = self._prompt(spec, slot)
                 key = (self.captioner.name, prompt, image.sha256)
                 cached = self.cache.get(key)
                 if cached is not None:
@@ -117,7 +130,7 @@ class CaptionerStage:
                     )
                     continue
                 row.append(None)
-                todo.append((i, j, CaptionInput(image.image, prompt, slot.caption_vars), key))
+                todo.append((i, j, CaptionInput(image.image, prompt, context), key))
             captions.append(row)
 
         if todo:
@@ -140,6 +153,8 @@ class CaptionerStage:
         stamp = now()
         elapsed = time.monotonic() - started
         detail = f"batch {len(batch)} in {elapsed:.2f}s"
+        if self.prompt == "generic":
+            detail += ", generic prompt"
         if self.ocr is not None:
             detail += f", ocr {self.ocr.name}"
         results: list[Result] = []
@@ -163,6 +178,12 @@ class CaptionerStage:
             )
             results.append(Emit([LAYOUT.output(record.request_id, record)]))
         return results
+
+    def _prompt(self, spec: Task, slot: ImageSlot) -> tuple[str, Mapping[str, str]]:
+        """The captioning prompt of a slot and the context the captioner gets with it."""
+        if self.prompt == "generic":
+            return GENERIC_CAPTION_PROMPT, {}
+        return spec.caption_prompt(slot.caption_vars), slot.caption_vars
 
     def _read_ocr(
         self, requests: Sequence[TaskRequest], loaded: Sequence[Sequence[object]]

@@ -13,6 +13,15 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 CAPTION_PREFIX = "Please generate an informative caption for the product in the image. "
+#: The authors' instruction to the VLM captioners (``captioning.py``, ``caption_llama``):
+#: :data:`CAPTION_PREFIX` with "concise" and the 50-word bound merged in.
+CONCISE_CAPTION = (
+    "Please generate a concise and informative caption for the product in the image "
+    "within 50 words."
+)
+#: The context-free captioning prompt (``captioner.prompt = "generic"``): the same for every
+#: image of every task, as the paper's task-unaware BLIP-2 captions.
+GENERIC_CAPTION_PROMPT = CONCISE_CAPTION
 
 #: Reference slot text of caslie-method.md -> our template field name.
 REFERENCE_SLOT_NAMES: MappingProxyType[str, str] = MappingProxyType(
@@ -35,6 +44,20 @@ VITPRO_INSTRUCTION = (
 )
 #: What stands for OCR tokens when an image has none (no text read, or OCR off).
 NO_OCR = "none"
+
+
+def concise_caption_prompt(prompt: str) -> str:
+    """A captioning prompt as the VLM backends send it: the instruction said once.
+
+    A task prompt's leading :data:`CAPTION_PREFIX` becomes :data:`CONCISE_CAPTION` and the
+    task-specific rest follows (``"{CONCISE_CAPTION} {rest}"``, the authors' form); a prompt
+    that already starts with :data:`CONCISE_CAPTION` (:data:`GENERIC_CAPTION_PROMPT`) is
+    kept; any other prompt gets :data:`CONCISE_CAPTION` in front.
+    """
+    if prompt.startswith(CONCISE_CAPTION):
+        return prompt
+    rest = prompt.removeprefix(CAPTION_PREFIX).strip()
+    return f"{CONCISE_CAPTION} {rest}" if rest else CONCISE_CAPTION
 
 
 def numbered_images(contexts: Sequence[str]) -> str:

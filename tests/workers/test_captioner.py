@@ -13,6 +13,7 @@ from PIL import Image
 
 from caslie.demo_data import draw_product
 from schemas.records import Caption, CaptionedRecord, TaskRequest
+from schemas.tasks.prompts import GENERIC_CAPTION_PROMPT
 from schemas.tasks.registry import get_task
 from schemas.tasks.sa import SA_OPTIONS
 from streams.config import ImageSettings
@@ -31,12 +32,12 @@ class _Echo:
         return [f"{item.image.width}x{item.image.height}" for item in items]
 
 
-def _request(request_id: str, url: str) -> Inbound:
+def _request(request_id: str, url: str, context: str = "a mug") -> Inbound:
     spec = get_task("SA")
     slot = {
         "slot": "review",
         "image": {"url": url},
-        "caption_vars": dict.fromkeys(spec.caption_vars, "a mug"),
+        "caption_vars": dict.fromkeys(spec.caption_vars, context),
         "judge_vars": dict.fromkeys(spec.judge_vars, "a mug"),
     }
     request = TaskRequest.model_validate(
@@ -155,6 +156,41 @@ def test_no_reader_or_unwanted_ocr_reads_nothing_and_a_broken_image_has_no_token
     assert captions["broken"].error is not None and captions["broken"].text is None
     assert captions["broken"].ocr_tokens is None and captions["broken"].ocr_error is None
     assert len(tesseract_runs) == 2
+
+
+@needs_tesseract
+def test_generic_prompt_captions_an_image_alike_whatever_the_context(tmp_path: Path) -> None:
+    path = tmp_path / "bottle.png"
+    draw_product(path, "ACME", "500 ml", (250, 250, 250), (10, 10, 10))
+    images = ImageSettings(file_roots=[str(tmp_path)])
+
+    def two_contexts(stage: CaptionerStage) -> list[Caption]:
+        # one batch each, so the second can only be a cache hit of the first
+        return [
+            _captions(stage, [_request(name, path.as_uri(), context)])[name]
+            for name, context in (("volume", "500 ml bottle"), ("brand", "ACME bottle"))
+        ]
+
+    task = CaptionerStage(OcrCaptioner(max_lines=1), images)
+    by_volume, by_brand = two_contexts(task)
+    assert '"500 ml"' in (by_volume.text or "") and '"ACME"' in (by_brand.text or "")
+    assert not by_brand.cached
+
+    generic = CaptionerStage(OcrCaptioner(max_lines=1), images, prompt="generic")
+    first, second = two_contexts(generic)
+    assert second.cached and second.text == first.text
+    # a fresh stage, no cache: the context does not reach the captioner either
+    fresh = CaptionerStage(OcrCaptioner(max_lines=1), images, prompt="generic")
+    alone = _captions(fresh, [_request("brand", path.as_uri(), "ACME bottle")])["brand"]
+    assert not alone.cached and alone.text == first.text
+    assert len(generic.cache) == 1 and first.image_sha256 is not None
+    key = (generic.captioner.name, GENERIC_CAPTION_PROMPT, first.image_sha256)
+    assert generic.cache.get(key) == first.text
+    [result] = generic.process([_request("traced", path.as_uri())])
+    assert isinstance(result, Emit)
+    record = result.outputs[0].value
+    assert isinstance(record, CaptionedRecord)
+    assert "generic prompt" in (record.trace[-1].detail or "")
 
 
 def test_an_image_the_reader_fails_on_records_why_and_keeps_its_caption(tmp_path: Path) -> None:

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from schemas.tasks.prompts import concise_caption_prompt
 from workers.backends.base import BackendUnavailable, CaptionInput, Choice
 from workers.backends.structured import attribute_schema, max_json_tokens, parse_exact
-from workers.backends.vlm import CONCISE
 
 
 def _vllm() -> Any:
@@ -59,6 +59,10 @@ def constrained_params(vllm: Any, max_tokens: int, **constraint: Any) -> Any:
 
 
 class VllmCaptioner:
+    """One image per prompt, with :func:`concise_caption_prompt`'s instruction. ``LLM.chat``
+    renders and tokenizes the conversation itself: a BOS doubled there is vLLM's to avoid
+    (fixed for multimodal chat in vllm-project/vllm#55288; older versions may double it)."""
+
     def __init__(self, model: str, max_new_tokens: int = 128, **engine: Any) -> None:
         vllm = _vllm()
         self.llm = vllm.LLM(model=model, limit_mm_per_prompt={"image": 1}, **engine)
@@ -72,7 +76,7 @@ class VllmCaptioner:
                     "role": "user",
                     "content": [
                         {"type": "image_pil", "image_pil": item.image},
-                        {"type": "text", "text": CONCISE + item.prompt},
+                        {"type": "text", "text": concise_caption_prompt(item.prompt)},
                     ],
                 }
             ]

@@ -1,5 +1,12 @@
 """transformers vision-language captioner (image-text-to-text models such as Llama-3.2-Vision,
-Qwen2-VL, LLaVA), loaded from a local folder; batched generation with greedy decoding."""
+Qwen2-VL, LLaVA), loaded from a local folder; batched generation with greedy decoding.
+
+Each item is one sample with one image (the processor gets ``[[image], [image], ...]``: a flat
+list would be read as one sample with N images, which Mllama's processor refuses). The text
+is the model's chat template around :func:`~schemas.tasks.prompts.concise_caption_prompt`;
+where the rendered template already starts with the tokenizer's BOS, the processor adds no
+special tokens (no second BOS, as the authors' ``add_special_tokens=False``).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from schemas.tasks.prompts import concise_caption_prompt
 from workers.backends.base import BackendUnavailable, CaptionInput
-
-#: The authors' prefix for every captioning prompt.
-CONCISE = "Generate a concise and informative caption within 50 words. "
 
 
 class TransformersVlmCaptioner:
@@ -40,19 +45,16 @@ class TransformersVlmCaptioner:
         if tokenizer.pad_token is None:  # batches need padding; many chat tokenizers lack it
             tokenizer.pad_token = tokenizer.eos_token
 
-    def caption(self, items: Sequence[CaptionInput]) -> list[str]:
-        import torch
-
-        if not items:
-            return []
-        texts = [
+    def encode(self, items: Sequence[CaptionInput]) -> Any:
+        """The processor's batch for ``items`` (left-padded tensors on the model's device)."""
+        texts: list[str] = [
             self.processor.apply_chat_template(
                 [
                     {
                         "role": "user",
                         "content": [
                             {"type": "image"},
-                            {"type": "text", "text": CONCISE + item.prompt},
+                            {"type": "text", "text": concise_caption_prompt(item.prompt)},
                         ],
                     }
                 ],
@@ -60,10 +62,23 @@ class TransformersVlmCaptioner:
             )
             for item in items
         ]
+        bos = getattr(getattr(self.processor, "tokenizer", self.processor), "bos_token", None)
+        templated_bos = isinstance(bos, str) and bos != "" and all(t.startswith(bos) for t in texts)
         batch = self.processor(
-            text=texts, images=[item.image for item in items], return_tensors="pt", padding=True
+            text=texts,
+            images=[[item.image] for item in items],
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=not templated_bos,
         )
-        batch = batch.to(self.model.device)
+        return batch.to(self.model.device)
+
+    def caption(self, items: Sequence[CaptionInput]) -> list[str]:
+        import torch
+
+        if not items:
+            return []
+        batch = self.encode(items)
         with torch.inference_mode():
             out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False)
         new = out[:, batch["input_ids"].shape[1] :]
