@@ -3,7 +3,7 @@ product 1 (``product_id``) and product 2 (``other_product_id``). Macro-F1."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from schemas.base import Identifier
@@ -11,7 +11,7 @@ from schemas.events import Query
 from schemas.records import TaskRequest
 from schemas.tasks.prompts import CAPTION_PREFIX
 from schemas.tasks.resolving import Tables, image_slot, new_request, products_of
-from schemas.tasks.sample import InstructionSample
+from schemas.tasks.sample import InstructionSample, SampleInput
 from schemas.tasks.spec import Task
 
 PRP_OPTIONS = (
@@ -37,6 +37,10 @@ class ProductRelation(Task):
     answer = "lettered"
     metric = "macro_f1"
     options = PRP_OPTIONS
+    caption_keys = (
+        "product 1 information extracted from image",
+        "product 2 information extracted from image",
+    )
     caption_template = (
         CAPTION_PREFIX + "The title of the product in the image is {title}. The caption should "
         "be helpful in predicting the relation between this product and {other_title}."
@@ -81,16 +85,20 @@ class ProductRelation(Task):
         )
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         data: dict[str, object] = {
-            "product 1 title": request.inputs["title1"],
-            "product 2 title": request.inputs["title2"],
+            "product 1": request.inputs["title1"],
+            "product 2": request.inputs["title2"],
         }
-        for n in (1, 2):
-            if f"product{n}" in kept:
-                data[f"product {n} information extracted from image"] = kept[f"product{n}"]
-        return InstructionSample(self.code, self.instruction, data, list(request.options))
+        return self.with_captions(data, request.options, kept, captioned)
+
+    def caption_slots(self, data: SampleInput, options: Sequence[str]) -> list[str]:
+        return ["product1", "product2"]
 
 
 TASK = ProductRelation()
