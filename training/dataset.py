@@ -1,23 +1,53 @@
 """Training data: enriched records joined with their labels, turned into instruction
 examples by the same :func:`schemas.tasks.sample.sample_of` the predictor uses, split
-deterministically by a hash of the request id; MMECInstruct-style JSON in and out.
+deterministically by a hash of the request id; MMECInstruct JSON in and out.
+
+MMECInstruct (``NingLab/MMECInstruct`` ``dataset.json``) is a JSON list of records whose
+``task`` is a long name (:data:`MMEC_TASKS`) and whose ``input``, ``options``, ``images`` and
+``caption_info`` are JSON *strings*; ``input`` has no captions: ``caption_info`` lists one
+generated caption per image, in the order of the products in the input (SR: history items,
+then options), and the authors' loader merges the ones CQE kept. :func:`read_mmec` merges
+them by the task's own :meth:`~schemas.tasks.spec.Task.with_captions` (what serving does), so
+an example's ``input`` is always what the model sees; :func:`write_mmec` writes the authors'
+form back. Two fields are ours: ``request_id``, and ``caption_votes`` (a JSON string list of
+``"yes"``/``"no"``/``null`` beside ``caption_info``, the CQE verdicts). A record without
+votes has unjudged captions, which are not merged (the text-only input) until a CQE pass
+judges them. The VIT-Pro tasks, not in MMECInstruct, keep our own form: ``input`` as the
+model sees it and ``caption_info`` an object (slot -> caption, kept); :func:`read_mmec` also
+reads our older files (native lists and objects instead of JSON strings).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import orjson
 
 from schemas.records import EnrichedRecord, LabelEvent
 from schemas.tasks.registry import get_task
-from schemas.tasks.sample import InstructionSample, sample_of
+from schemas.tasks.sample import InstructionSample, json_text, sample_of
 
 Split = Literal["train", "val", "test"]
+
+#: Our task codes -> MMECInstruct's task names.
+MMEC_TASKS: Mapping[str, str] = MappingProxyType(
+    {
+        "AP": "answerability_prediction",
+        "CC": "category_classification",
+        "PRP": "product_relation_prediction",
+        "PSI": "product_substitute_identification",
+        "MPC": "multiclass_product_classification",
+        "SA": "sentiment_analysis",
+        "SR": "sequential_recommendation",
+    }
+)
+_CODES = MappingProxyType({name: code for code, name in MMEC_TASKS.items()})
 
 
 def split_for(request_id: str, val: float = 0.1, test: float = 0.1) -> Split:
@@ -32,7 +62,9 @@ def split_for(request_id: str, val: float = 0.1, test: float = 0.1) -> Split:
 
 @dataclass(frozen=True)
 class InstructionExample:
-    """One MMECInstruct-style example (``input`` is the JSON text of the input object)."""
+    """One instruction example: ``input`` is the JSON text of the input and ``options`` the
+    options as the model sees them (kept captions merged); ``caption_info`` maps each
+    captioned slot to ``{"caption": text, "kept": CQE's verdict, None if not judged}``."""
 
     task: str
     split: str
@@ -51,6 +83,18 @@ class InstructionExample:
             input=orjson.loads(self.input),
             options=list(self.options),
         )
+
+    def kept_captions(self) -> dict[str, str]:
+        """Slot -> caption, for the captions CQE kept."""
+        return {
+            slot: info["caption"]
+            for slot, info in self.caption_info.items()
+            if info.get("kept") is True and info.get("caption")
+        }
+
+    def text_only(self) -> InstructionSample:
+        """The sample without its captions (the direct path, MMECInstruct's ``input``)."""
+        return get_task(self.task).without_captions(self.sample(), self.kept_captions())
 
     def sample_answer(self) -> dict[str, object]:
         """The gold answer of a JSON task as an object."""
@@ -105,25 +149,94 @@ def assemble(
 
 
 def write_mmec(path: Path, examples: Iterable[InstructionExample]) -> None:
-    path.write_bytes(orjson.dumps([asdict(e) for e in examples], option=orjson.OPT_INDENT_2))
+    """MMECInstruct's JSON (see the module docstring)."""
+    path.write_text(json.dumps([_mmec_record(e) for e in examples], indent=2))
 
 
 def read_mmec(path: Path) -> list[InstructionExample]:
-    """Read MMECInstruct-style JSON (a list of objects); ``input`` may be text or an object."""
-    out = []
-    for item in orjson.loads(path.read_bytes()):
-        raw_input = item.get("input", "{}")
-        out.append(
-            InstructionExample(
-                task=item["task"],
-                split=item.get("split", "train"),
-                instruction=item["instruction"],
-                input=raw_input if isinstance(raw_input, str) else orjson.dumps(raw_input).decode(),
-                options=list(item.get("options") or []),
-                output=item["output"],
-                images=list(item.get("images") or []),
-                caption_info=dict(item.get("caption_info") or {}),
-                request_id=item.get("request_id"),
+    """Read MMECInstruct's JSON, or our older MMECInstruct-style JSON."""
+    return [_example_of(item) for item in json.loads(path.read_bytes())]
+
+
+def _mmec_record(example: InstructionExample) -> dict[str, Any]:
+    task = get_task(example.task)
+    record: dict[str, Any] = {
+        "task": MMEC_TASKS.get(example.task, example.task),
+        "split": example.split,
+        "instruction": example.instruction,
+    }
+    if example.task not in MMEC_TASKS:  # a VIT-Pro or plug-in task: our own form
+        input_text, options = example.input, example.options
+        captions: object = example.caption_info
+        votes = None
+    else:
+        raw = example.text_only()
+        slots = task.caption_slots(raw.input, raw.options)
+        infos = [example.caption_info.get(slot) or {} for slot in slots]
+        input_text, options = raw.input_text(), raw.options
+        captions = [info.get("caption") for info in infos]
+        votes = [_vote(info.get("kept")) for info in infos]
+    record |= {
+        "input": input_text,
+        "options": json_text(options),
+        "output": example.output,
+        "images": json_text(example.images),
+        "caption_info": json_text(captions),
+    }
+    if votes is not None and any(v is not None for v in votes):
+        record["caption_votes"] = json_text(votes)
+    if example.request_id is not None:
+        record["request_id"] = example.request_id
+    return record
+
+
+def _example_of(item: Mapping[str, Any]) -> InstructionExample:
+    code = _CODES.get(item["task"], item["task"])
+    task = get_task(code)
+    raw_input = _decoded(item.get("input", "{}"))
+    options = [str(o) for o in _decoded(item.get("options")) or []]
+    infos = _decoded(item.get("caption_info")) or {}
+    if isinstance(infos, list):  # the authors' form: captions by position, merged here
+        votes = _decoded(item.get("caption_votes")) or [None] * len(infos)
+        slots = task.caption_slots(raw_input, options)
+        if not len(slots) == len(infos) == len(votes):
+            raise ValueError(
+                f"{item['task']}: {len(infos)} captions and {len(votes)} votes for "
+                f"{len(slots)} products"
             )
-        )
-    return out
+        caption_info: dict[str, Any] = {
+            slot: {"caption": caption, "kept": _kept(vote)}
+            for slot, caption, vote in zip(slots, infos, votes, strict=True)
+            if caption
+        }
+        kept = {s: i["caption"] for s, i in caption_info.items() if i["kept"] is True}
+        judged = [s for s, i in caption_info.items() if i["kept"] is not None]
+        sample = task.with_captions(raw_input, options, kept, judged)
+        input_text, options = sample.input_text(), sample.options
+    else:  # our own form: the input as the model sees it
+        caption_info = dict(infos)
+        input_text = json_text(raw_input)
+    return InstructionExample(
+        task=code,
+        split=item.get("split", "train"),
+        instruction=item["instruction"],
+        input=input_text,
+        options=options,
+        output=item["output"],
+        images=[str(url) for url in _decoded(item.get("images")) or []],
+        caption_info=caption_info,
+        request_id=item.get("request_id"),
+    )
+
+
+def _decoded(value: Any) -> Any:
+    """MMECInstruct's JSON-string fields decoded; our older files' native values as they are."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _vote(kept: bool | None) -> str | None:
+    return None if kept is None else "yes" if kept else "no"
+
+
+def _kept(vote: str | None) -> bool | None:
+    return None if vote is None else vote == "yes"

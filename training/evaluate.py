@@ -27,9 +27,7 @@ def direct_inputs(examples: Sequence[InstructionExample], images: ImageSettings)
     inputs = []
     for example in examples:
         spec = get_task(example.task)
-        sample = example.sample()
-        for key in spec.caption_keys:
-            sample.input.pop(key, None)
+        sample = example.text_only()
         try:
             loaded = [load_image(ImageRef(url=url), images).image for url in example.images]
         except ImageError as exc:

@@ -10,7 +10,7 @@ reported per key as well.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -74,9 +74,14 @@ class AttributeExtraction(ClaimTask):
         return list(query.keys or DEFAULT_KEYS)
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
-        sample = super().assemble(request, kept, ocr)
+        sample = super().assemble(request, kept, ocr, captioned)
+        assert isinstance(sample.input, dict)
         sample.input["Question"] = question_for(request.options)
         return sample
 

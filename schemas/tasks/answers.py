@@ -22,11 +22,14 @@ _UNANSWERABLE_FORMS = frozenset({"unanswerable", "n/a", "na", "none", "unknown",
 
 def parse_answer(text: str, labels: Sequence[str]) -> str | None:
     """The authors' rule: strip; if the answer contains ':' keep its first character (the
-    option letter). ``None`` when the result is not a legal label (a parse failure)."""
+    option letter). Unlike their scripts the match is case-insensitive (``Yes`` is ``yes``,
+    ``b: positive`` is ``B``) and the label is returned as ``labels`` spell it. ``None`` when
+    the result is not a legal label (a parse failure)."""
     answer = text.strip()
     if ":" in answer:
         answer = answer[:1]
-    return answer if answer in labels else None
+    canonical = {label.casefold(): label for label in labels}
+    return canonical.get(answer.casefold())
 
 
 def parse_judge_answer(text: str) -> str:

@@ -3,7 +3,7 @@ product (the query's own, or the product's recent reviews)? Answers yes/no; bina
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 from schemas.base import Identifier, LongText, ShortText
@@ -11,7 +11,7 @@ from schemas.events import Query
 from schemas.records import TaskRequest
 from schemas.tasks.prompts import CAPTION_PREFIX
 from schemas.tasks.resolving import MissingData, Tables, image_slot, new_request, products_of
-from schemas.tasks.sample import CAPTION_KEY, InstructionSample
+from schemas.tasks.sample import InstructionSample
 from schemas.tasks.spec import Task
 
 
@@ -69,15 +69,17 @@ class Answerability(Task):
         )
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         data: dict[str, object] = {
             "question": request.inputs["question"],
             "document": request.inputs["document"],
         }
-        if "product" in kept:
-            data[CAPTION_KEY] = kept["product"]
-        return InstructionSample(self.code, self.instruction, data)
+        return self.with_captions(data, [], kept, captioned)
 
 
 TASK = Answerability()

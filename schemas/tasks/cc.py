@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 from pydantic import Field
@@ -13,7 +13,7 @@ from schemas.events import ProductEvent, Query
 from schemas.records import TaskRequest
 from schemas.tasks.prompts import CAPTION_PREFIX
 from schemas.tasks.resolving import Tables, image_slot, new_request, products_of
-from schemas.tasks.sample import CAPTION_KEY, InstructionSample
+from schemas.tasks.sample import InstructionSample
 from schemas.tasks.spec import Task, letter_options
 
 
@@ -76,12 +76,14 @@ class CategoryClassification(Task):
         )
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
-        data: dict[str, object] = {"product title": request.inputs["title"]}
-        if "product" in kept:
-            data[CAPTION_KEY] = kept["product"]
-        return InstructionSample(self.code, self.instruction, data, list(request.options))
+        data: dict[str, object] = {"title": request.inputs["title"]}
+        return self.with_captions(data, request.options, kept, captioned)
 
 
 TASK = CategoryClassification()

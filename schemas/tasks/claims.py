@@ -8,7 +8,7 @@ is configured for (``router.claim_tasks``), request id ``auto-<task>:<claim_id>`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import ClassVar
 
 from schemas.base import Identifier
@@ -104,7 +104,11 @@ class ClaimTask(Task):
         return {}
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         ocr = ocr or {}
         photos = [s.slot for s in request.slots if s.slot.startswith("claim/")]
@@ -125,5 +129,6 @@ class ClaimTask(Task):
         return InstructionSample(self.code, self.instruction, data, list(request.options))
 
     def prompt(self, sample: InstructionSample) -> str:
+        assert isinstance(sample.input, dict)
         fields = {k: str(v) for k, v in sample.input.items() if k != "Question"}
         return vitpro_prompt(sample.instruction, str(sample.input["Question"]), fields)

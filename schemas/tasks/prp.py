@@ -3,7 +3,7 @@ product 1 (``product_id``) and product 2 (``other_product_id``). Macro-F1."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from schemas.base import Identifier
@@ -11,7 +11,7 @@ from schemas.events import Query
 from schemas.records import TaskRequest
 from schemas.tasks.prompts import CAPTION_PREFIX
 from schemas.tasks.resolving import Tables, image_slot, new_request, products_of
-from schemas.tasks.sample import InstructionSample
+from schemas.tasks.sample import InstructionSample, SampleInput
 from schemas.tasks.spec import Task
 
 PRP_OPTIONS = (
@@ -37,14 +37,20 @@ class ProductRelation(Task):
     answer = "lettered"
     metric = "macro_f1"
     options = PRP_OPTIONS
+    caption_keys = (
+        "product 1 information extracted from image",
+        "product 2 information extracted from image",
+    )
     caption_template = (
         CAPTION_PREFIX + "The title of the product in the image is {title}. The caption should "
         "be helpful in predicting the relation between this product and {other_title}."
     )
+    #: The paper's CQE text with the judged product's number a field: each product's caption
+    #: is judged with the titles in input order (product 1, product 2), as the authors do.
     judge_template = (
         "The model needs to identify if the two products are similar or will be purchased "
-        "together or be viewed together given the title of product 1: {title}, and product 2: "
-        "{other_title}. Here is the additional information about product 1 extracted from its "
+        "together or be viewed together given the title of product 1: {title1}, and product 2: "
+        "{title2}. Here is the additional information about product {number} extracted from its "
         "image: {caption}, you need to determine if the information extracted from the image "
         "will be helpful in identifying the relation between the two products. Only output yes "
         "or no."
@@ -63,29 +69,36 @@ class ProductRelation(Task):
         assert isinstance(query, PRPQuery)
         found = products_of(self.product_ids(query), tables)
         p1, p2 = found[query.product_id], found[query.other_product_id]
-        pair1 = {"title": p1.title, "other_title": p2.title}
-        pair2 = {"title": p2.title, "other_title": p1.title}
+        # the caption prompt is about the image's product ("this product" vs the other one);
+        # the judge sees both titles in input order and the number of the judged product
+        titles = {"title1": p1.title, "title2": p2.title}
+        caption1 = {"title": p1.title, "other_title": p2.title}
+        caption2 = {"title": p2.title, "other_title": p1.title}
         return new_request(
             query,
             query.request_id,
             self.code,
             inputs={"title1": p1.title, "title2": p2.title},
             options=list(PRP_OPTIONS),
-            slots=image_slot("product1", p1, pair1, pair1)
-            + image_slot("product2", p2, pair2, pair2),
+            slots=image_slot("product1", p1, caption1, {**titles, "number": "1"})
+            + image_slot("product2", p2, caption2, {**titles, "number": "2"}),
         )
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         data: dict[str, object] = {
-            "product 1 title": request.inputs["title1"],
-            "product 2 title": request.inputs["title2"],
+            "product 1": request.inputs["title1"],
+            "product 2": request.inputs["title2"],
         }
-        for n in (1, 2):
-            if f"product{n}" in kept:
-                data[f"product {n} information extracted from image"] = kept[f"product{n}"]
-        return InstructionSample(self.code, self.instruction, data, list(request.options))
+        return self.with_captions(data, request.options, kept, captioned)
+
+    def caption_slots(self, data: SampleInput, options: Sequence[str]) -> list[str]:
+        return ["product1", "product2"]
 
 
 TASK = ProductRelation()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from schemas.base import Identifier, ShortText
 from schemas.events import Query
 from schemas.records import TaskRequest
 from schemas.tasks.resolving import Tables, image_slot, new_request, products_of
-from schemas.tasks.sample import CAPTION_KEY, InstructionSample
+from schemas.tasks.sample import InstructionSample
 from schemas.tasks.spec import Task
 
 
@@ -36,12 +36,14 @@ class QueryProductTask(Task):
         )
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         data: dict[str, object] = {
             "query": request.inputs["query"],
             "product title": request.inputs["title"],
         }
-        if "product" in kept:
-            data[CAPTION_KEY] = kept["product"]
-        return InstructionSample(self.code, self.instruction, data, list(request.options))
+        return self.with_captions(data, request.options, kept, captioned)

@@ -3,7 +3,7 @@ automatically for every new review), five options; macro-F1."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -14,7 +14,7 @@ from schemas.images import ImageRef
 from schemas.records import TaskRequest
 from schemas.tasks.prompts import CAPTION_PREFIX
 from schemas.tasks.resolving import MissingData, Tables, new_request, slot_for
-from schemas.tasks.sample import CAPTION_KEY, InstructionSample
+from schemas.tasks.sample import InstructionSample, SampleInput
 from schemas.tasks.spec import Task
 
 SA_OPTIONS = (
@@ -102,12 +102,17 @@ class SentimentAnalysis(Task):
         return self._request(None, f"auto-sa:{review.review_id}", review.text, list(review.images))
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         data: dict[str, object] = {"review": request.inputs["review"]}
-        if "review" in kept:
-            data[CAPTION_KEY] = kept["review"]
-        return InstructionSample(self.code, self.instruction, data, list(request.options))
+        return self.with_captions(data, request.options, kept, captioned)
+
+    def caption_slots(self, data: SampleInput, options: Sequence[str]) -> list[str]:
+        return ["review"]
 
 
 TASK = SentimentAnalysis()

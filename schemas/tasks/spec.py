@@ -16,24 +16,28 @@ Contract of a subclass:
 - the three templates (``{name}`` fields); ``caption_vars``/``judge_vars`` are derived;
 - :meth:`resolve` builds the self-contained request from a query and the tables, raising
   :class:`~schemas.tasks.resolving.MissingData` for what is not known yet;
-- :meth:`assemble` builds the instruction sample from a request, the captions CQE kept and
-  the OCR tokens per slot; :meth:`prompt` renders a sample as the model's user message.
+- :meth:`assemble` builds the instruction sample from a request, the captions CQE kept, the
+  OCR tokens per slot and the slots that had a caption at all (``captioned``: a captioned
+  slot that is not kept was rejected); :meth:`prompt` renders a sample as the model's user
+  message. A CASLIE task builds its input without captions and hands it to
+  :meth:`with_captions`, the authors' merge (see :mod:`schemas.tasks.sample`), which
+  MMECInstruct import uses too; :meth:`caption_slots` names the slots in the authors'
+  caption order and :meth:`without_captions` undoes the merge.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from schemas.tasks import answers, metrics
-from schemas.tasks.sample import CAPTION_KEY
+from schemas.tasks.sample import CAPTION_KEY, InstructionSample, SampleInput, put_caption
 
 if TYPE_CHECKING:
     from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
     from schemas.records import TaskRequest
     from schemas.tasks.resolving import Tables
-    from schemas.tasks.sample import InstructionSample
 
 AnswerKind = Literal["binary", "lettered", "json"]
 #: Which paper a task comes from (decides the default prompt form).
@@ -86,7 +90,8 @@ class Task:
     instruction: ClassVar[str]
     #: Whether the task's prompt carries the OCR tokens of its images (VIT-Pro's tasks do).
     ocr_tokens: ClassVar[bool] = False
-    #: Keys of a sample's input that hold kept captions (left out on the direct path).
+    #: Keys of a sample's input that hold captions, one per :meth:`caption_slots` entry
+    #: (left out on the direct path).
     caption_keys: ClassVar[tuple[str, ...]] = (CAPTION_KEY,)
 
     @property
@@ -161,8 +166,42 @@ class Task:
         request: TaskRequest,
         kept: Mapping[str, str],
         ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         raise NotImplementedError
+
+    # -- the authors' caption merge (uniM3 input, MMECInstruct) -----------------------------
+
+    def caption_slots(self, data: SampleInput, options: Sequence[str]) -> list[str]:
+        """The image slots in the authors' caption order (MMECInstruct's ``caption_info``: one
+        caption per product, in the order of the products in the input)."""
+        return ["product"]
+
+    def with_captions(
+        self,
+        data: SampleInput,
+        options: Sequence[str],
+        kept: Mapping[str, str],
+        captioned: Collection[str],
+    ) -> InstructionSample:
+        """The sample of a caption-free input: each caption slot's key (:attr:`caption_keys`)
+        set to its kept caption, ``None`` where CQE rejected it, left out where the slot had
+        no caption."""
+        assert isinstance(data, dict), f"{self.code}'s input is a JSON object"
+        merged = dict(data)
+        for key, slot in zip(self.caption_keys, self.caption_slots(data, options), strict=True):
+            put_caption(merged, key, slot, kept, captioned)
+        return InstructionSample(self.code, self.instruction, merged, list(options))
+
+    def without_captions(
+        self, sample: InstructionSample, kept: Mapping[str, str]
+    ) -> InstructionSample:
+        """The inverse of :meth:`with_captions` (``kept``: the captions it merged): the
+        text-only sample."""
+        if not isinstance(sample.input, dict):
+            return sample
+        data = {k: v for k, v in sample.input.items() if k not in self.caption_keys}
+        return InstructionSample(sample.task, sample.instruction, data, list(sample.options))
 
     def prompt(self, sample: InstructionSample) -> str:
         """The user message of a sample (the uniM3 Instruction / Input / Options form)."""

@@ -3,7 +3,7 @@ given the purchase history; every history item and candidate has an image slot. 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from pydantic import Field
@@ -13,7 +13,7 @@ from schemas.events import ProductEvent, Query
 from schemas.records import ImageSlot, TaskRequest
 from schemas.tasks.prompts import CAPTION_PREFIX
 from schemas.tasks.resolving import Tables, image_slot, new_request, products_of
-from schemas.tasks.sample import InstructionSample, with_caption
+from schemas.tasks.sample import InstructionSample, SampleInput, with_caption, without_caption
 from schemas.tasks.spec import Task, letter_options, ordinal
 
 
@@ -37,6 +37,8 @@ class SequentialRecommendation(Task):
     input_fields = ("history", "candidates")
     answer = "lettered"
     metric = "recall_at_1"
+    #: The authors' SR input is a bare list: a kept caption is appended to its item / option.
+    caption_keys = ()
     caption_template = (
         CAPTION_PREFIX + "Here is the product title: {title}. The caption should be helpful in "
         "predicting the next product the user is most likely to purchase by analyzing the "
@@ -87,20 +89,54 @@ class SequentialRecommendation(Task):
         )
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         history = request.inputs["history"]
         assert isinstance(history, list)
-        data: dict[str, object] = {
-            "purchase history": [
-                with_caption(f"{ordinal(i + 1)}: {title}", kept.get(f"history/{i}"))
-                for i, title in enumerate(history)
-            ]
-        }
-        options = [
-            with_caption(opt, kept.get(f"option/{opt.split(':', 1)[0]}")) for opt in request.options
+        items: list[object] = [f"{ordinal(i + 1)}: {title}" for i, title in enumerate(history)]
+        return self.with_captions(items, request.options, kept, captioned)
+
+    def caption_slots(self, data: SampleInput, options: Sequence[str]) -> list[str]:
+        """Every history item, then every option (``history/0`` ..., ``option/A`` ...)."""
+        return [f"history/{i}" for i in range(len(data))] + [
+            f"option/{_letter(opt)}" for opt in options
         ]
-        return InstructionSample(self.code, self.instruction, data, options)
+
+    def with_captions(
+        self,
+        data: SampleInput,
+        options: Sequence[str],
+        kept: Mapping[str, str],
+        captioned: Collection[str],
+    ) -> InstructionSample:
+        """``item + ' ' + caption`` for a kept caption; a rejected one adds nothing."""
+        assert isinstance(data, list), "SR's input is a list of history items"
+        items: list[object] = [
+            with_caption(str(item), kept.get(f"history/{i}")) for i, item in enumerate(data)
+        ]
+        merged = [with_caption(opt, kept.get(f"option/{_letter(opt)}")) for opt in options]
+        return InstructionSample(self.code, self.instruction, items, merged)
+
+    def without_captions(
+        self, sample: InstructionSample, kept: Mapping[str, str]
+    ) -> InstructionSample:
+        assert isinstance(sample.input, list)
+        items: list[object] = [
+            without_caption(str(item), kept.get(f"history/{i}"))
+            for i, item in enumerate(sample.input)
+        ]
+        options = [
+            without_caption(opt, kept.get(f"option/{_letter(opt)}")) for opt in sample.options
+        ]
+        return InstructionSample(sample.task, sample.instruction, items, options)
+
+
+def _letter(option: str) -> str:
+    return option.split(":", 1)[0].strip()
 
 
 TASK = SequentialRecommendation()

@@ -18,7 +18,9 @@ from training.metrics import score_task
         ("A: very positive", ["A", "B"], "A"),
         ("  B ", ["A", "B"], "B"),
         ("yes", ["yes", "no"], "yes"),
-        ("Yes", ["yes", "no"], None),  # the authors' case-sensitive rule: a failure
+        ("Yes", ["yes", "no"], "yes"),  # case-insensitive, unlike the authors' scripts
+        (" NO.", ["yes", "no"], None),  # only the label itself, no trailing punctuation
+        ("b: positive", ["A", "B"], "B"),  # the canonical spelling of the label
         ("The answer is A", ["A", "B"], None),
         ("Z: nothing", ["A", "B"], None),
     ],

@@ -31,11 +31,19 @@ def _reference_templates() -> dict[str, tuple[str, str, str]]:
     return found
 
 
-def _as_fields(reference: str) -> str:
+def _as_fields(reference: str, names: dict[str, str] | None = None) -> str:
+    slot_names = {**REFERENCE_SLOT_NAMES, **(names or {})}
+
     def repl(m: re.Match[str]) -> str:
-        return "{" + REFERENCE_SLOT_NAMES[m.group(1)] + "}"
+        return "{" + slot_names[m.group(1)] + "}"
 
     return re.sub(r"\{\{(.*?)\}\}", repl, reference)
+
+
+#: PRP's CQE is written from product 1's side; ours judges either product with the titles in
+#: input order and the judged product's number as a field (the authors' scripts do so).
+PRP_JUDGE_NAMES = {"title of the product": "title1", "title of another product": "title2"}
+PRP_JUDGED = "about product 1 extracted from its image"
 
 
 def test_reference_copy_matches_shared() -> None:
@@ -49,7 +57,12 @@ def test_templates_match_reference(code: str) -> None:
     caption, judge, task = _reference_templates()[code]
     spec = get_task(code)
     assert spec.caption_template == _as_fields(caption)
-    assert spec.judge_template == _as_fields(judge)
+    if code == "PRP":
+        assert judge.count(PRP_JUDGED) == 1
+        judge = judge.replace(PRP_JUDGED, PRP_JUDGED.replace("1", "{number}"))
+        assert spec.judge_template == _as_fields(judge, PRP_JUDGE_NAMES)
+    else:
+        assert spec.judge_template == _as_fields(judge)
     assert spec.instruction == task
 
 

@@ -9,7 +9,7 @@ SmolLM2 predictor) and is scored by its own metric; nothing outside this file kn
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -76,7 +76,11 @@ class BrandCheck(Task):
         )
 
     def assemble(
-        self, request: TaskRequest, kept: Mapping[str, str], ocr: Mapping[str, str] | None = None
+        self,
+        request: TaskRequest,
+        kept: Mapping[str, str],
+        ocr: Mapping[str, str] | None = None,
+        captioned: Collection[str] = (),
     ) -> InstructionSample:
         data: dict[str, object] = {
             "Question": f'Is this product from "{request.inputs["brand"]}" brand?'
@@ -87,6 +91,7 @@ class BrandCheck(Task):
         return InstructionSample(self.code, self.instruction, data)
 
     def prompt(self, sample: InstructionSample) -> str:
+        assert isinstance(sample.input, dict)
         fields = {k: str(v) for k, v in sample.input.items() if k != "Question"}
         return vitpro_prompt(
             sample.instruction, str(sample.input["Question"]), fields, "Answer yes or no:"

@@ -114,6 +114,13 @@ def test_prp_captions_each_product_from_its_own_side() -> None:
     first, second = request.slots
     assert first.caption_vars == {"title": "Acme kettle", "other_title": "Tea cups"}
     assert second.caption_vars == {"title": "Tea cups", "other_title": "Acme kettle"}
+    spec = get_task("PRP")
+    assert "this product and Acme kettle" in spec.caption_prompt(second.caption_vars)
+    # each judge sees the titles in input order and is told which product the caption is of
+    for slot, number in ((first, "1"), (second, "2")):
+        prompt = spec.judge_prompt(slot.judge_vars, "a red kettle")
+        assert "title of product 1: Acme kettle, and product 2: Tea cups." in prompt
+        assert f"about product {number} extracted from its image: a red kettle," in prompt
 
 
 def test_sr_options_and_judge_items() -> None:
