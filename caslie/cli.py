@@ -237,7 +237,11 @@ def run(
     ctx: typer.Context,
     stage: Annotated[str, typer.Argument(help="router, captioner, voter, predictor or all.")],
 ) -> None:
-    """Run one stage as a long-lived worker (graceful stop on SIGTERM/Ctrl-C)."""
+    """Run one stage as a long-lived worker (graceful stop on SIGTERM/Ctrl-C).
+
+    Exit code 4 when a stage's model backend is missing (vLLM, a GPU, Tesseract, a model
+    folder: the message says how to get it), 3 at a DLQ limit, 70 when a stage failed.
+    """
     settings = _settings(ctx)
     from caslie.stages import run_stages
 
@@ -466,7 +470,15 @@ def retrain(
     micro_batch: Annotated[int, typer.Option()] = 4,
     rank: Annotated[int, typer.Option("--r")] = 16,
     alpha: Annotated[int, typer.Option()] = 16,
-    lm_head: Annotated[bool, typer.Option(help="Also adapt lm_head (the paper does).")] = True,
+    lm_head: Annotated[
+        bool | None,
+        typer.Option(
+            "--lm-head/--no-lm-head",
+            help="Also adapt lm_head (the paper does). Default: yes with predictor.backend "
+            "'transformers', no with 'vllm' (where --lm-head is refused: docs/training.md).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and example order.")] = 0,
     summary: Annotated[
         Path | None, typer.Option("--json", help="Write the cycle's summary here.")
@@ -474,14 +486,20 @@ def retrain(
 ) -> None:
     """One retraining cycle: assemble enriched records + labels from the topics, train a LoRA
     adapter, evaluate against the incumbent on validation, publish only if the gate passes,
-    and announce it to the predictors. Defaults are the paper's hyper-parameters.
+    and announce it to the predictors. Defaults are the paper's hyper-parameters, lm_head
+    only where predictor.backend serves it (not on vllm).
 
-    Exit code 0 when a version was published, 1 when the gate refused the candidate.
+    Exit code 0 when a version was published, 1 when the gate refused the candidate, 2 for
+    --lm-head with predictor.backend 'vllm'.
     """
-    from training.lora import PROJECTIONS, LoraSettings
+    from training.lora import LoraSettings, target_modules
     from training.retrain import cycle_summary, retrain_cycle
 
     settings = _settings(ctx)
+    try:
+        targets = target_modules(settings.predictor.backend, lm_head)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--lm-head'") from None
     lora = LoraSettings(
         learning_rate=learning_rate,
         epochs=epochs,
@@ -489,7 +507,7 @@ def retrain(
         micro_batch=micro_batch,
         r=rank,
         alpha=alpha,
-        target_modules=PROJECTIONS + (("lm_head",) if lm_head else ()),
+        target_modules=targets,
         seed=seed,
     )
     stop = _stop_event()

@@ -11,7 +11,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     #: A stage stopped at its DLQ limit: the input is mostly garbage.
     DLQ_LIMIT = 3
-    #: The broker could not be started or reached, or a wait timed out.
+    #: The broker could not be started or reached, a wait timed out, or a stage's model
+    #: backend is missing (its package, GPU or model folder: the message says how to get it).
     UNAVAILABLE = 4
     #: Not every expected record arrived (demo, consume --max).
     INCOMPLETE = 5

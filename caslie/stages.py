@@ -6,6 +6,8 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caslie.exit_codes import ExitCode
 from schemas.records import TaskRequest
@@ -18,6 +20,9 @@ from streams.router.app import build_router
 from streams.runner import StageRunner
 from streams.stage import Stage, WarmingStage
 from streams.topics import WORKERS
+
+if TYPE_CHECKING:
+    from streams.artifacts import AdapterRegistry
 
 log = logging.getLogger(__name__)
 WORKER_STAGES = WORKERS
@@ -110,11 +115,13 @@ def build_voter(settings: Settings) -> Stage:
 
 
 def build_predictor(settings: Settings) -> Stage:
-    from workers.backends.structured import LlmJsonExtractor
-
+    """The predictor stage: option scoring and JSON extraction on one model,
+    ``predictor.backend`` saying which (a private transformers :class:`CausalLM` or one vLLM
+    :class:`~workers.backends.vllm.LoraEngine`), into which the adapter watcher loads the
+    announced registry versions."""
     from streams.artifacts import registry_for
-    from workers.adapters import AdapterWatcher
-    from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+    from workers.adapters import AdapterHost, AdapterWatcher
+    from workers.backends.base import JsonExtractor, OptionScorer
     from workers.predictor import PredictorStage
 
     cfg = settings.predictor
@@ -130,18 +137,55 @@ def build_predictor(settings: Settings) -> Stage:
             adapter = f"{cfg.vlm_adapter.name}@local"
             vlm.load_adapter(adapter, cfg.vlm_adapter)
         direct = DirectPath(vlm, cfg.direct_tasks, settings.images, adapter)
-    lm = CausalLM(cfg.model, settings.cache_dir, private=True)  # adapters modify their model
-    watcher = AdapterWatcher(
-        settings, lm, registry_for(settings), settings.cache_dir / "adapter-cache"
-    )
+    registry = registry_for(settings)
+    cache = settings.cache_dir / "adapter-cache"
+    scorer: OptionScorer
+    extractor: JsonExtractor
+    host: AdapterHost
+    if cfg.backend == "vllm":
+        from workers.backends.vllm import LoraEngine, VllmJsonExtractor, VllmOptionScorer
+        from workers.models import model_folder
+
+        engine = LoraEngine(
+            str(model_folder(cfg.model, settings.cache_dir)),
+            max_lora_rank=_served_lora_rank(settings, registry, cache),
+        )
+        scorer, extractor, host = VllmOptionScorer(engine), VllmJsonExtractor(engine), engine
+    else:
+        from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+        from workers.backends.structured import LlmJsonExtractor
+
+        lm = CausalLM(cfg.model, settings.cache_dir, private=True)  # adapters modify it
+        scorer = LlmOptionScorer(lm, cfg.decoding)
+        extractor = LlmJsonExtractor(lm, constrained=cfg.json_decoding == "constrained")
+        host = lm
+    watcher = AdapterWatcher(settings, host, registry, cache)
     return PredictorStage(
-        LlmOptionScorer(lm, cfg.decoding),
+        scorer,
         default_adapter=cfg.default_adapter,
         task_adapters=cfg.task_adapters,
         adapters=watcher.start(),  # not ready before the announced adapters are loaded
-        extractor=LlmJsonExtractor(lm, constrained=cfg.json_decoding == "constrained"),
+        extractor=extractor,
         direct=direct,
     )
+
+
+def _served_lora_rank(settings: Settings, registry: AdapterRegistry, cache: Path) -> int:
+    """The adapter rank a vLLM predictor's engine is built for: ``vllm_max_lora_rank``, else
+    the largest rank of the current registry versions of the adapters it serves by default
+    (``default_adapter``, ``task_adapters``; downloaded into ``cache``, where the watcher
+    finds them), else 16 (vLLM's default)."""
+    from workers.backends.vllm import adapter_rank
+
+    cfg = settings.predictor
+    if cfg.vllm_max_lora_rank is not None:
+        return cfg.vllm_max_lora_rank
+    ranks = []
+    for name in sorted({cfg.default_adapter, *cfg.task_adapters.values()} - {"base"}):
+        version = registry.current(name)
+        if version is not None:
+            ranks.append(adapter_rank(registry.download(name, version, cache)))
+    return max(ranks, default=16)
 
 
 #: ``caslie run NAME`` -> the stages that process runs (the router is two: see its package).
@@ -156,6 +200,8 @@ BUILDERS: dict[str, Callable[[Settings], list[Stage]]] = {
 def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     """Run one worker (``router``, ``captioner``, ...) or, with ``all``, every one of them,
     each stage in a thread of this process. Returns the exit code."""
+    from workers.backends.base import BackendUnavailable
+
     names = list(WORKER_STAGES) if which == "all" else [which]
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
@@ -167,7 +213,12 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
         serve(health, settings.metrics_port)
         log.info("metrics and health on :%d (/metrics /healthz /readyz)", settings.metrics_port)
     errors: list[BaseException] = []
-    runners = [StageRunner(stage, settings) for name in names for stage in BUILDERS[name](settings)]
+    try:
+        stages = [stage for name in names for stage in BUILDERS[name](settings)]
+    except BackendUnavailable as missing:  # a package, GPU or model folder
+        log.error("cannot start %s: %s", which, missing)
+        return ExitCode.UNAVAILABLE
+    runners = [StageRunner(stage, settings) for stage in stages]
     warming: list[WarmingStage] = [r.stage for r in runners if isinstance(r.stage, WarmingStage)]
     threads = []
     for runner in runners:

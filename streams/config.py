@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -198,6 +198,29 @@ class PredictorSettings(_Section):
     vlm_adapter: Path | None = None
     #: Longest image side the direct path feeds the VLM (VIT-Pro: 512 is as good as native).
     vlm_max_side: int = Field(default=512, ge=64, le=4096)
+    #: The engine of option scoring and JSON extraction: ``transformers`` (CPU or CUDA, peft
+    #: adapters) or ``vllm`` (a GPU and the ``[gpu]`` extra; one engine, multi-LoRA). ``vllm``
+    #: decodes under constraints only (``decoding = "score"`` is choice-constrained greedy
+    #: decoding there, ``json_decoding = "constrained"``), and ``caslie retrain`` then trains
+    #: adapters without lm_head (docs/training.md).
+    backend: Literal["transformers", "vllm"] = "transformers"
+    #: vllm: the largest adapter rank the engine serves (vLLM's ``max_lora_rank``, fixed at
+    #: start, rounded up to a value vLLM accepts: 8, 16, 32, 64 ...). Unset: the largest rank
+    #: of the current registry versions of ``default_adapter`` and ``task_adapters``, 16 when
+    #: none is published. An adapter above it is refused with the value that serves it.
+    vllm_max_lora_rank: int | None = Field(default=None, ge=1, le=512)
+
+    @model_validator(mode="after")
+    def _vllm_decodes_constrained(self) -> PredictorSettings:
+        if self.backend == "vllm" and (
+            self.decoding != "score" or self.json_decoding != "constrained"
+        ):
+            raise ValueError(
+                "predictor.backend = 'vllm' decodes under constraints only: set "
+                "predictor.decoding = 'score' and predictor.json_decoding = 'constrained' "
+                "(the free paths run on backend = 'transformers')"
+            )
+        return self
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,8 @@
 Loss on the response tokens only (the answer text plus EOS). Defaults are the paper's
 (lr 1e-4, effective batch 128 by accumulation, cosine schedule, 5% warm-up, 3 epochs, r 16,
 alpha 16, dropout 0.1, all projection layers and lm_head, cutoff 2048); every one can be
-overridden, and CPU runs use smaller settings. Checkpoints let an interrupted run resume.
+overridden, and CPU runs use smaller settings. Adapters for a vLLM predictor leave lm_head
+out (:func:`target_modules`). Checkpoints let an interrupted run resume.
 The same code runs on GPUs (``accelerate launch`` for several is future work).
 """
 
@@ -26,6 +27,22 @@ log = logging.getLogger(__name__)
 GROUP = 16
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def target_modules(backend: str, lm_head: bool | None = None) -> tuple[str, ...]:
+    """The modules an adapter trains for the predictor ``backend`` that will serve it: the
+    projections, and ``lm_head`` (the paper's) where asked for (``lm_head``) or, unset,
+    where the backend serves it: ``transformers`` yes, ``vllm`` no (vLLM refuses lm_head
+    adapters on many versions and architectures: :mod:`workers.backends.vllm`). Raises
+    :class:`ValueError` for ``lm_head=True`` with ``vllm``."""
+    if backend == "vllm" and lm_head:
+        raise ValueError(
+            "predictor.backend = 'vllm' cannot serve an lm_head adapter on every vLLM version "
+            "and model (docs/training.md): train without --lm-head, or serve with "
+            "predictor.backend = 'transformers'"
+        )
+    with_head = backend != "vllm" if lm_head is None else lm_head
+    return PROJECTIONS + (("lm_head",) if with_head else ())
 
 
 @dataclass

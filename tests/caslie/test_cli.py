@@ -3,16 +3,19 @@ real Apache Kafka and on the embedded tansu broker."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import orjson
 import pytest
 
 from caslie.cli import app
+from training.lora import PROJECTIONS, LoraSettings
 
 PRODUCTS = [
     {
@@ -122,3 +125,54 @@ def test_unreachable_broker_exit_code() -> None:
     )
     assert result.returncode == 4
     assert b"did not answer" in result.stderr
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is not None,
+    reason="vllm is installed: the missing-package error cannot be shown",
+)
+def test_a_vllm_predictor_without_vllm_says_how_to_get_it(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CASLIE_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: the build fails first
+        "CASLIE_CACHE_DIR": str(tmp_path),
+        "CASLIE_PREDICTOR__BACKEND": "vllm",
+        "CASLIE_PREDICTOR__MODEL": str(tmp_path),
+    }
+    result = caslie("run", "predictor", env=env, timeout=120)
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert b"pip install 'caslie-stream[gpu]'" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+def test_retrain_trains_lm_head_only_where_the_backend_serves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The paper's lm_head adapter by default on transformers, the projections only on vLLM,
+    where an explicit --lm-head is refused before any work."""
+    from typer.testing import CliRunner
+
+    from training import retrain
+
+    trained: list[LoraSettings] = []
+
+    def cycle(_settings: object, _name: str, lora: LoraSettings, *_: object) -> object:
+        trained.append(lora)
+        return types.SimpleNamespace(published=True)
+
+    monkeypatch.setattr(retrain, "retrain_cycle", cycle)
+    monkeypatch.setattr(retrain, "cycle_summary", lambda _result: b"{}")
+    runner = CliRunner()
+    vllm = {"CASLIE_PREDICTOR__BACKEND": "vllm"}
+    transformers = {"CASLIE_PREDICTOR__BACKEND": "transformers"}
+    assert runner.invoke(app, ["retrain"], env=transformers).exit_code == 0
+    assert runner.invoke(app, ["retrain", "--no-lm-head"], env=transformers).exit_code == 0
+    assert runner.invoke(app, ["retrain"], env=vllm).exit_code == 0
+    assert runner.invoke(app, ["retrain", "--no-lm-head"], env=vllm).exit_code == 0
+    assert [("lm_head" in lora.target_modules) for lora in trained] == [True, False, False, False]
+    assert all(set(PROJECTIONS) <= set(lora.target_modules) for lora in trained)
+    refused = runner.invoke(app, ["retrain", "--lm-head"], env=vllm)
+    assert refused.exit_code == 2
+    words = " ".join(refused.output.replace("│", " ").split())  # rich boxes and wraps it
+    assert "predictor.backend = 'vllm' cannot serve an lm_head adapter" in words
+    assert len(trained) == 4  # refused before any training

@@ -2,11 +2,13 @@
 log-probabilities (:class:`~workers.backends.causal_lm.CausalLM`,
 :class:`~workers.backends.vlm_answer.TransformersVlmAnswerer`).
 
-A label counts through the first tokens of the ways a model may start writing it (``yes``,
-``Yes``, `` yes`` ...): log P(answer starts with label) is the log-sum-exp of those tokens'
-log-probabilities. A token an earlier label of the same prompt already claimed is not counted
-again, and a label with no token left scores ``-inf``; the best-scoring label is therefore
-always one of the legal ones.
+A label counts through the first tokens of the ways a model may start writing it: a word
+label (``yes``) in its case variants (``yes``, ``Yes``, `` yes`` ...), a single-letter option
+label only as options are written, upper-case (``A``, `` A``): lower-case ``a`` and `` i``
+are words, and counting them would credit options A and I with every article. log P(answer
+starts with label) is the log-sum-exp of those tokens' log-probabilities. A token an earlier
+label of the same prompt already claimed is not counted again, and a label with no token
+left scores ``-inf``; the best-scoring label is therefore always one of the legal ones.
 """
 
 from __future__ import annotations
@@ -23,16 +25,23 @@ class LabelTokens:
         self._cache: dict[str, list[int]] = {}
 
     def variants(self, label: str) -> list[int]:
-        """First-token ids of the ways a model may start writing ``label``."""
+        """First-token ids of the ways a model may start writing ``label``: an option letter
+        as written (``A``, `` A``), a word in its case variants (``yes``, ``Yes``, `` yes``,
+        `` Yes``)."""
         if label not in self._cache:
             ids = set()
-            for form in {
-                label,
-                label.capitalize(),
-                label.lower(),
-                " " + label,
-                " " + label.capitalize(),
-            }:
+            forms = (
+                {label, " " + label}
+                if len(label) == 1 and label.isalpha()
+                else {
+                    label,
+                    label.capitalize(),
+                    label.lower(),
+                    " " + label,
+                    " " + label.capitalize(),
+                }
+            )
+            for form in forms:
                 encoded = self.tokenizer.encode(form, add_special_tokens=False)
                 if encoded:
                     ids.add(encoded[0])

@@ -1,9 +1,18 @@
 """vLLM backends (optional ``[gpu]`` extra): an offline batched engine for captioning, option
 scoring with choice-constrained decoding, and attribute extraction with JSON-Schema-constrained
-decoding, both with multi-LoRA.
+decoding, the last two on one :class:`LoraEngine` with multi-LoRA (``predictor.backend =
+"vllm"``).
 
 Adapters get immutable names (``generalist@v7``) and monotonic integer ids: reloading under a
 reused name can serve stale prefix-cache blocks (a reported vLLM pitfall).
+
+Adapters on ``lm_head`` (the paper's) load only where the vLLM version and the architecture
+register ``lm_head`` as a LoRA module (``embedding_modules``) and skip the
+``lm_head.base_layer`` weights peft saves beside it: refused in vllm-project/vllm#9280
+(``lm_head.weight is unsupported LoRA weight``), #21500 (Qwen2.5-VL), #32599 (Llama-3.2,
+``lm_head.base_layer.weight``), #48934 (Qwen3.5, fixed by #48850; Qwen2/3 in the open #33234).
+Adapters for this backend are therefore trained on the projection layers only
+(:func:`training.lora.target_modules`).
 
 Constraints go through ``SamplingParams(structured_outputs=StructuredOutputsParams(...))`` on
 vLLM versions that have it, ``SamplingParams(guided_decoding=GuidedDecodingParams(...))`` on
@@ -15,6 +24,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import itertools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -86,18 +96,45 @@ class VllmCaptioner:
         return [out.outputs[0].text.strip() for out in outputs]
 
 
-class _LoraEngine:
-    """A vLLM engine with multi-LoRA: adapters by immutable name, each with a fresh id."""
+#: The ``max_lora_rank`` values vLLM accepts (``MaxLoRARanks`` in ``vllm/config/lora.py``;
+#: the 1 of recent versions is left out, so every value works on older ones too).
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_rank_slot(rank: int) -> int:
+    """The smallest ``max_lora_rank`` vLLM accepts that serves adapters of rank ``rank``."""
+    for slot in LORA_RANKS:
+        if slot >= rank:
+            return slot
+    raise ValueError(f"LoRA rank {rank} exceeds vLLM's largest max_lora_rank {LORA_RANKS[-1]}")
+
+
+def adapter_rank(folder: Path) -> int:
+    """A peft adapter's LoRA rank: ``r`` of its ``adapter_config.json``, or the largest
+    per-module rank of its ``rank_pattern``."""
+    config = json.loads((folder / "adapter_config.json").read_text())
+    return max([int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
+
+
+class LoraEngine:
+    """One vLLM engine with multi-LoRA, shared by a predictor's option scorer and JSON
+    extractor (one copy of the weights, one KV cache).
+
+    Adapters go by immutable name (``generalist@v7``), each with a fresh id. vLLM sizes its
+    LoRA buffers by ``max_lora_rank`` at start (rounded up to a value it accepts): an adapter
+    of a larger rank is refused at :meth:`load_adapter` with the setting that serves it.
+    """
 
     def __init__(
         self, model: str, max_lora_rank: int = 16, max_loras: int = 4, **engine: Any
     ) -> None:
         vllm = _vllm()
-        self._vllm = vllm
+        self.vllm = vllm
+        self.max_lora_rank = lora_rank_slot(max_lora_rank)
         self.llm = vllm.LLM(
             model=model,
             enable_lora=True,
-            max_lora_rank=max_lora_rank,
+            max_lora_rank=self.max_lora_rank,
             max_loras=max_loras,
             **engine,
         )
@@ -106,49 +143,81 @@ class _LoraEngine:
         self._adapters: dict[str, Any] = {}
 
     def load_adapter(self, ref: str, path: Path) -> None:
+        """Serve the adapter in ``path`` as ``ref`` (loading a known ref does nothing).
+        vLLM reads the weights at the first request that names it."""
         from vllm.lora.request import LoRARequest
 
-        if ref not in self._adapters:
-            self._adapters[ref] = LoRARequest(ref, next(self._ids), str(path))
+        if ref in self._adapters:
+            return
+        rank = adapter_rank(path)
+        if rank > self.max_lora_rank:
+            raise ValueError(
+                f"{ref} has LoRA rank {rank} but this vLLM engine serves ranks up to "
+                f"{self.max_lora_rank} (max_lora_rank, fixed at start): set "
+                f"predictor.vllm_max_lora_rank = {lora_rank_slot(rank)} and restart"
+            )
+        self._adapters[ref] = LoRARequest(ref, next(self._ids), str(path))
 
     def unload_adapter(self, ref: str) -> None:
         """Forget a version: no request names it again, so vLLM's LoRA cache (``max_loras``
         slots, least recently used first) evicts it."""
         self._adapters.pop(ref, None)
 
-    def _chat(self, prompts: Sequence[str], params: Sequence[Any], adapter: str | None) -> Any:
-        conversations = [[{"role": "user", "content": p}] for p in prompts]
-        lora = self._adapters.get(adapter) if adapter else None
-        return self.llm.chat(conversations, list(params), lora_request=lora, use_tqdm=False)
+    def generate(
+        self, user_messages: Sequence[str], params: Sequence[Any], adapter: str | None
+    ) -> list[Any]:
+        """The one way prompts reach the engine: each user message as the model's chat
+        prompt (its tokenizer's chat template, the text
+        :meth:`~workers.backends.causal_lm.CausalLM.chat_prompt` writes), tokenized without
+        special tokens (the template wrote them, as ``LLM.chat`` does), generated under its
+        ``params`` with adapter ``adapter`` (``None``: the bare base model)."""
+        if adapter is not None and adapter not in self._adapters:
+            raise KeyError(f"adapter {adapter} is not loaded")
+        if not user_messages:
+            return []
+        tokenizer = self.llm.get_tokenizer()
+        prompts = []
+        for message in user_messages:
+            text = message
+            if getattr(tokenizer, "chat_template", None):
+                text = tokenizer.apply_chat_template(
+                    [{"role": "user", "content": message}],
+                    tokenize=False,
+                    add_generation_prompt=True,
+                )
+            prompts.append({"prompt_token_ids": tokenizer.encode(text, add_special_tokens=False)})
+        lora = self._adapters[adapter] if adapter is not None else None
+        outputs: list[Any] = self.llm.generate(
+            prompts, list(params), lora_request=lora, use_tqdm=False
+        )
+        return outputs
 
 
-class VllmOptionScorer(_LoraEngine):
+class VllmOptionScorer:
     """Greedy decoding constrained to the legal labels: every answer is legal."""
+
+    def __init__(self, engine: LoraEngine) -> None:
+        self.engine = engine
+        self.name = engine.name
 
     def choose(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]], adapter: str | None
     ) -> list[Choice]:
-        params = [constrained_params(self._vllm, 4, choice=list(ls)) for ls in labels]
-        outputs = self._chat(prompts, params, adapter)
+        params = [constrained_params(self.engine.vllm, 4, choice=list(ls)) for ls in labels]
+        outputs = self.engine.generate(prompts, params, adapter)
         return [
             Choice(label=out.outputs[0].text.strip(), text=out.outputs[0].text) for out in outputs
         ]
 
 
-class VllmJsonExtractor(_LoraEngine):
+class VllmJsonExtractor:
     """Attribute extraction with vLLM's JSON-Schema-constrained decoding (xgrammar by
     default, as :class:`~workers.backends.structured.LlmJsonExtractor` on transformers):
     every result has exactly the schema's keys. ``max_tokens`` is the schema's bound."""
 
-    def __init__(
-        self,
-        model: str,
-        max_value_chars: int = 64,
-        max_lora_rank: int = 16,
-        max_loras: int = 4,
-        **engine: Any,
-    ) -> None:
-        super().__init__(model, max_lora_rank=max_lora_rank, max_loras=max_loras, **engine)
+    def __init__(self, engine: LoraEngine, max_value_chars: int = 64) -> None:
+        self.engine = engine
+        self.name = engine.name
         self.max_value_chars = max_value_chars
         self._params: dict[tuple[str, ...], Any] = {}
 
@@ -157,7 +226,7 @@ class VllmJsonExtractor(_LoraEngine):
         key = tuple(keys)
         if key not in self._params:
             self._params[key] = constrained_params(
-                self._vllm,
+                self.engine.vllm,
                 max_json_tokens(key, self.max_value_chars),
                 json=attribute_schema(key, self.max_value_chars),
                 disable_any_whitespace=True,
@@ -169,7 +238,7 @@ class VllmJsonExtractor(_LoraEngine):
     ) -> list[dict[str, str]]:
         if len(prompts) != len(keys):
             raise ValueError(f"{len(prompts)} prompts but {len(keys)} key sets")
-        outputs = self._chat(prompts, [self.params(k) for k in keys], adapter)
+        outputs = self.engine.generate(prompts, [self.params(k) for k in keys], adapter)
         results = []
         for out, k in zip(outputs, keys, strict=True):
             if out.outputs[0].finish_reason == "length":
