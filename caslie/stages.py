@@ -109,11 +109,10 @@ def build_voter(settings: Settings) -> Stage:
 
 
 def build_predictor(settings: Settings) -> Stage:
-    from workers.backends.structured import LlmJsonExtractor
-
     from streams.artifacts import registry_for
     from workers.adapters import AdapterWatcher
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+    from workers.backends.structured import LlmJsonExtractor
     from workers.predictor import PredictorStage
 
     cfg = settings.predictor
@@ -129,7 +128,13 @@ def build_predictor(settings: Settings) -> Stage:
             adapter = f"{cfg.vlm_adapter.name}@local"
             vlm.load_adapter(adapter, cfg.vlm_adapter)
         direct = DirectPath(vlm, cfg.direct_tasks, settings.images, adapter)
-    lm = CausalLM(cfg.model, settings.cache_dir, private=True)  # adapters modify their model
+    lm = CausalLM(  # private: adapters modify their model
+        cfg.model,
+        settings.cache_dir,
+        private=True,
+        prompt_format=cfg.prompt_format,
+        cutoff=cfg.cutoff,
+    )
     watcher = AdapterWatcher(
         settings, lm, registry_for(settings), settings.cache_dir / "adapter-cache"
     )

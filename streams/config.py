@@ -191,6 +191,14 @@ class PredictorSettings(_Section):
     vlm_adapter: Path | None = None
     #: Longest image side the direct path feeds the VLM (VIT-Pro: 512 is as good as native).
     vlm_max_side: int = Field(default=512, ge=64, le=4096)
+    #: How uniM3 messages reach the LLM, identically in serving, training and evaluation
+    #: (:mod:`workers.backends.prompt_form`): ``mistral_raw``, the authors' raw Mistral form
+    #: (as uniM3-M was trained); ``chat``, the model's chat template; ``auto``, the Mistral
+    #: form for Mistral-family models and the chat template otherwise.
+    prompt_format: Literal["auto", "mistral_raw", "chat"] = "auto"
+    #: Prompt plus answer tokens of every forward pass (the LoRA training cutoff too): a
+    #: longer prompt loses its beginning, never the answer budget.
+    cutoff: int = Field(default=2048, ge=2)
 
 
 class Settings(BaseSettings):
