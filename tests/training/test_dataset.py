@@ -2,18 +2,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from schemas import EnrichedRecord, LabelEvent
 from schemas.tasks.registry import get_task
 from schemas.tasks.sa import SA_OPTIONS
-from schemas.tasks.sample import CAPTION_KEY
-from training.dataset import assemble, read_mmec, split_for, write_mmec
+from schemas.tasks.sample import CAPTION_KEY, OCR_KEY
+from training.dataset import Captions, assemble, read_mmec, split_for, with_captions, write_mmec
 
 
 def build_sample(request, kept):  # type: ignore[no-untyped-def]
     return get_task(request.task).assemble(request, kept)
 
 
-def _enriched(rid: str, keep: bool = True) -> EnrichedRecord:
+def _enriched(rid: str, keep: bool = True, ocr: str | None = None) -> EnrichedRecord:
     return EnrichedRecord.model_validate(
         {
             "request_id": rid,
@@ -28,7 +30,7 @@ def _enriched(rid: str, keep: bool = True) -> EnrichedRecord:
                     "judge_vars": {"review": "r"},
                 }
             ],
-            "captions": [{"slot": "review", "text": "a smiling face"}],
+            "captions": [{"slot": "review", "text": "a smiling face", "ocr_tokens": ocr}],
             "verdicts": [{"slot": "review", "keep": keep, "mode": "mv"}],
         }
     )
@@ -73,3 +75,28 @@ def test_mmecinstruct_round_trip(tmp_path: Path) -> None:
     write_mmec(path, examples)
     assert read_mmec(path) == examples
     assert {e.label() for e in examples} == set("ABCDE")
+
+
+@pytest.mark.parametrize(
+    ("captions", "voted_keep", "used"),
+    [("mv", True, True), ("mv", False, False), ("uia", False, True), ("none", True, False)],
+)
+def test_caption_ablations_rewrite_the_keep_decisions(
+    captions: Captions, voted_keep: bool, used: bool
+) -> None:
+    """mv: the voter's decision; uia: every caption; none: text only (no OCR tokens either)."""
+    label = LabelEvent(request_id="x", task="SA", label="A", split="ood-brands")
+    record = _enriched("x", keep=voted_keep, ocr="MUG 350ML")
+    [example] = assemble([record], [label], captions)
+    assert (CAPTION_KEY in example.input) == used
+    assert example.caption_info["review"]["kept"] == used
+    assert (OCR_KEY in example.input) == (captions != "none")
+    assert example.split == "ood-brands"
+    assert record.verdicts[0].keep == voted_keep  # the input record is left as it was
+    ablated = with_captions(record, captions)
+    assert ablated.captions[0].ocr_tokens == (None if captions == "none" else "MUG 350ML")
+
+
+def test_unknown_caption_ablation_is_refused() -> None:
+    with pytest.raises(ValueError, match="mv, uia, none"):
+        with_captions(_enriched("x"), "all")  # type: ignore[arg-type]
