@@ -113,3 +113,10 @@ def test_examples_too_long_for_the_cutoff_are_skipped(lm: CausalLM) -> None:
     assert [e.request_id for e in kept] == [short.request_id] and len(rows) == 1
     with pytest.raises(ValueError, match="no example fits"):
         encode_all([long], lm, cutoff=30)
+
+
+def test_training_and_serving_share_the_default_cutoff() -> None:
+    from streams.config import PredictorSettings
+    from workers.backends.prompt_form import DEFAULT_CUTOFF
+
+    assert LoraSettings().cutoff == PredictorSettings().cutoff == DEFAULT_CUTOFF
