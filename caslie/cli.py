@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -530,7 +530,31 @@ def eval_command(
         Path | None,
         typer.Option(help="MMECInstruct-style JSON (default: labelled data from the topics)."),
     ] = None,
-    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    records: Annotated[
+        Path | None,
+        typer.Option(
+            help="A caslie prepare output folder (enriched.jsonl, labels.jsonl) instead of "
+            "the topics."
+        ),
+    ] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Split to evaluate, scored apart (repeatable): test, test-<tag>, ood-<tag>, "
+            "val, train. Default: test."
+        ),
+    ] = None,
+    captions: Annotated[
+        str,
+        typer.Option(
+            help="Captions in the prompts: mv (the CQE decisions recorded), uia (every "
+            "caption), none (text only, the uniM3 baseline). Needs records, not --data."
+        ),
+    ] = "mv",
+    decoding: Annotated[
+        str | None,
+        typer.Option(help="score or generate (default: predictor.decoding)."),
+    ] = None,
     name: Annotated[
         str, typer.Option(help="Adapter name: evaluates base and every version.")
     ] = "generalist",
@@ -538,9 +562,13 @@ def eval_command(
         Path | None, typer.Option("--json", help="Write the results as JSON.")
     ] = None,
     plot: Annotated[
-        Path | None, typer.Option(help="Plot per-task strict metrics across versions (PNG).")
+        Path | None,
+        typer.Option(
+            help="Plot per-task strict metrics across versions (PNG; one per split, "
+            "named <stem>-<split> when there are several)."
+        ),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Evaluate at most N examples.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate at most N examples a split.")] = None,
     task: Annotated[
         list[str] | None, typer.Option(help="Evaluate only this task (repeatable).")
     ] = None,
@@ -553,84 +581,125 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate the base model and every registry version of an adapter with the paper's
-    metrics: paper-compatible (parse failures excluded), strict (failures wrong), failures.
-    JSON tasks (AE) are decoded as ``predictor.json_decoding`` says; per-attribute scores go
-    to the JSON output."""
+    metrics: paper-compatible (parse failures excluded), strict (failures wrong), failures;
+    each split apart (in-domain ``test`` beside out-of-domain tags). Answers are produced as
+    the predictor serves them: ``predictor.decoding`` (or --decoding), ``prompt_format``,
+    ``cutoff``; JSON tasks (AE) as ``predictor.json_decoding`` says. The JSON output records
+    all of it, with per-attribute scores.
+
+    Exit code 2 for contradictory options (--captions other than mv with --data), 1 when a
+    split has no labelled examples or a file is missing."""
     import orjson
     from rich.console import Console
     from rich.table import Table
 
-    from schemas.records import EnrichedRecord, LabelEvent
+    from schemas.records import EnrichedRecord, LabelEvent, is_split_tag
     from streams.artifacts import registry_for
-    from training.dataset import assemble, read_mmec
-    from training.evaluate import evaluate, majority_baseline
+    from training.dataset import CAPTIONS, Captions, assemble, read_mmec
+    from training.evaluate import answerers, evaluate, majority_baseline
     from training.metrics import TaskScore
     from training.plot import plot_versions
-    from training.retrain import read_topic_records
-    from workers.backends.causal_lm import CausalLM, LlmOptionScorer
-    from workers.backends.structured import LlmJsonExtractor
 
+    splits = split or ["test"]
+    problems = [f"--split {s!r} is not a split tag" for s in splits if not is_split_tag(s)]
+    if captions not in CAPTIONS:
+        problems.append(f"--captions must be one of {', '.join(CAPTIONS)}, not {captions!r}")
+    if decoding not in (None, "score", "generate"):
+        problems.append(f"--decoding must be score or generate, not {decoding!r}")
+    if data is not None and records is not None:
+        problems.append("--data and --records exclude each other")
+    if data is not None and captions != "mv":
+        problems.append(
+            f"--captions {captions} rewrites enriched records; an MMECInstruct file (--data) "
+            "has its prompts built already: use --records DIR or the topics"
+        )
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(ExitCode.USAGE)
     settings = _settings(ctx)
     if data is not None:
         examples = read_mmec(data)
     else:
-        examples = assemble(
-            [EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")],
-            [LabelEvent.from_json(v) for v in read_topic_records(settings, "labels")],
-        )
-    examples = [e for e in examples if e.split == split and (not task or e.task in task)][:limit]
-    if not examples:
-        typer.echo(f"error: no labelled {split} examples", err=True)
+        if records is not None:
+            from caslie.prepare import read_prepared
+
+            try:
+                enriched, labels = read_prepared(records)
+            except FileNotFoundError as exc:
+                typer.echo(f"error: {exc.filename} not found (caslie prepare writes it)", err=True)
+                raise typer.Exit(ExitCode.INVALID_INPUT) from None
+        else:
+            from training.retrain import read_topic_records
+
+            enriched = [
+                EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")
+            ]
+            labels = [LabelEvent.from_json(v) for v in read_topic_records(settings, "labels")]
+        examples = assemble(enriched, labels, cast(Captions, captions))  # checked above
+    by_split = {
+        s: [e for e in examples if e.split == s and (not task or e.task in task)][:limit]
+        for s in dict.fromkeys(splits)
+    }
+    if empty := [s for s, items in by_split.items() if not items]:
+        typer.echo(f"error: no labelled examples in split(s) {', '.join(empty)}", err=True)
         raise typer.Exit(ExitCode.INVALID_INPUT)
     registry = registry_for(settings)
-    lm = CausalLM(settings.predictor.model, settings.cache_dir, private=True)
-    scorer = LlmOptionScorer(lm)
-    extractor = LlmJsonExtractor(lm, constrained=settings.predictor.json_decoding == "constrained")
-    results: dict[str, dict[str, dict[str, Any]]] = {}
+    models = answerers(settings, decoding)
+    scorer, extractor = models.scorer, models.extractor
     versions: list[str | None] = [None]
     for version in registry.versions(name):
         entry = registry.get(name, version)
-        lm.load_adapter(
+        models.lm.load_adapter(
             entry.ref, registry.download(name, version, settings.cache_dir / "adapter-cache")
         )
         versions.append(entry.ref)
-    table = Table(title=f"{len(examples)} {split} examples")
-    for column in ("model", "task", "metric", "paper", "strict", "failures", "n"):
-        table.add_column(column)
-    runs: list[tuple[str, dict[str, TaskScore]]] = [
-        (ref or "base", evaluate(scorer, examples, adapter=ref, extractor=extractor))
-        for ref in versions
-    ]
+    answerer = None
     if vlm is not None:
         from workers.backends.vlm_answer import TransformersVlmAnswerer
 
         answerer = TransformersVlmAnswerer(vlm, settings.predictor.vlm_max_side)
-        direct = evaluate(scorer, examples, direct=answerer, images=settings.images)
-        runs.append((f"direct:{answerer.name}", direct))
-    for label, scores in runs:
-        results[label] = {t: s.__dict__ for t, s in scores.items()}
-        for code, s in scores.items():
-            table.add_row(
-                label,
-                code,
-                s.metric,
-                f"{s.paper:.3f}",
-                f"{s.strict:.3f}",
-                str(s.failures),
-                str(s.n),
-            )
-    baseline = majority_baseline(examples)
-    results["majority"] = {t: s.__dict__ for t, s in baseline.items()}
-    for code, s in baseline.items():
-        table.add_row(
-            "majority", code, s.metric, f"{s.paper:.3f}", f"{s.strict:.3f}", "0", str(s.n)
-        )
+    described = {**models.describe(), "captions": captions}
+    title = ", ".join(f"{len(items)} {s}" for s, items in by_split.items())
+    table = Table(title=f"{title} examples ({', '.join(f'{k} {v}' for k, v in described.items())})")
+    for column in ("split", "model", "task", "metric", "paper", "strict", "failures", "n"):
+        table.add_column(column)
+    results: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for name_of_split, items in by_split.items():
+        runs: list[tuple[str, dict[str, TaskScore]]] = [
+            (ref or "base", evaluate(scorer, items, adapter=ref, extractor=extractor))
+            for ref in versions
+        ]
+        if answerer is not None:
+            direct = evaluate(scorer, items, direct=answerer, images=settings.images)
+            runs.append((f"direct:{answerer.name}", direct))
+        runs.append(("majority", majority_baseline(items)))
+        results[name_of_split] = {
+            label: {t: s.__dict__ for t, s in scores.items()} for label, scores in runs
+        }
+        for label, scores in runs:
+            for code, s in scores.items():
+                table.add_row(
+                    name_of_split,
+                    label,
+                    code,
+                    s.metric,
+                    f"{s.paper:.3f}",
+                    f"{s.strict:.3f}",
+                    str(s.failures),
+                    str(s.n),
+                )
     Console().print(table)
     if json_path is not None:
-        json_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        report = {"evaluation": described, "splits": results}
+        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if plot is not None:
-        strict = {v: {t: float(s["strict"]) for t, s in r.items()} for v, r in results.items()}
-        plot_versions(strict, plot)
+        for name_of_split, per_model in results.items():
+            strict = {
+                v: {t: float(s["strict"]) for t, s in r.items()} for v, r in per_model.items()
+            }
+            target = plot if len(results) == 1 else plot.with_stem(f"{plot.stem}-{name_of_split}")
+            plot_versions(strict, target)
 
 
 @app.command()

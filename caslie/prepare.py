@@ -7,9 +7,10 @@ and OCR tokens) and voted on by the voter stage, exactly as ``caslie run`` would
 as ``enriched.jsonl`` plus ``labels.jsonl`` (label events pinned to their split) for
 ``caslie produce`` into the topics that ``caslie retrain`` reads. Command: ``caslie prepare``.
 
-Splits: a request marked ``test`` (held-out brands) stays ``test``; the others are ``train``,
-with a hash of their claim's listing sending ``val_fraction`` of the listings to ``val`` for
-the gate (so no image is on both sides).
+Splits: a request marked ``test`` (held-out brands), or with another evaluation tag
+(``test-<tag>``, ``ood-<tag>``: :data:`schemas.records.SPLIT_PATTERN`), keeps it; the others
+are ``train``, with a hash of their claim's listing sending ``val_fraction`` of the listings
+to ``val`` for the gate (so no image is on both sides).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import orjson
 from caslie.bench.stage_runs import run_stage
 from caslie.stages import build_captioner, build_voter
 from schemas.events import ClaimEvent, ProductEvent, parse_query
-from schemas.records import EnrichedRecord, LabelEvent, TaskRequest
+from schemas.records import TRAINING_SPLITS, EnrichedRecord, LabelEvent, TaskRequest
 from schemas.tasks.registry import get_task
 from schemas.tasks.resolving import MemoryTables
 from streams.config import Settings
@@ -51,9 +52,10 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
 
 
 def split_of(request_id: str, marked: str, val_fraction: float) -> str:
-    """``test`` stays ``test``; else ``val`` for a stable ``val_fraction`` of the ids."""
-    if marked == "test":
-        return "test"
+    """An evaluation split (``test``, ``test-<tag>``, ``ood-<tag>``) stays as marked; else
+    ``val`` for a stable ``val_fraction`` of the ids, ``train`` for the rest."""
+    if marked not in TRAINING_SPLITS:
+        return marked
     bucket = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:8], "big") / 2**64
     return "val" if bucket < val_fraction else "train"
 
@@ -155,3 +157,11 @@ def prepare(source: Path, out: Path, settings: Settings, val_fraction: float) ->
     pinned = pinned_labels(labels, splits, val_fraction, listing_groups(claims, queries))
     n_labels = write_jsonl(out / "labels.jsonl", pinned)
     return n_records, n_labels
+
+
+def read_prepared(folder: Path) -> tuple[list[EnrichedRecord], list[LabelEvent]]:
+    """The enriched records and label events :func:`prepare` wrote to ``folder`` (raises
+    :class:`FileNotFoundError` when either file is missing)."""
+    enriched = [EnrichedRecord.model_validate(r) for r in read_jsonl(folder / "enriched.jsonl")]
+    labels = [LabelEvent.model_validate(r) for r in read_jsonl(folder / "labels.jsonl")]
+    return enriched, labels

@@ -149,13 +149,21 @@ def build_predictor(settings: Settings) -> Stage:
         engine = LoraEngine(
             str(model_folder(cfg.model, settings.cache_dir)),
             max_lora_rank=_served_lora_rank(settings, registry, cache),
+            prompt_format=cfg.prompt_format,
+            cutoff=cfg.cutoff,
         )
         scorer, extractor, host = VllmOptionScorer(engine), VllmJsonExtractor(engine), engine
     else:
         from workers.backends.causal_lm import CausalLM, LlmOptionScorer
         from workers.backends.structured import LlmJsonExtractor
 
-        lm = CausalLM(cfg.model, settings.cache_dir, private=True)  # adapters modify it
+        lm = CausalLM(  # private: adapters modify their model
+            cfg.model,
+            settings.cache_dir,
+            private=True,
+            prompt_format=cfg.prompt_format,
+            cutoff=cfg.cutoff,
+        )
         scorer = LlmOptionScorer(lm, cfg.decoding)
         extractor = LlmJsonExtractor(lm, constrained=cfg.json_decoding == "constrained")
         host = lm

@@ -7,6 +7,7 @@ traced back: ``TaskRequest`` -> ``CaptionedRecord`` -> ``EnrichedRecord``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -160,6 +161,22 @@ class Prediction(Record):
     trace: list[TraceEntry] = Field(default_factory=list)
 
 
+#: A split tag. ``train`` and ``val`` are special: training learns from ``train`` and the
+#: promotion gate compares on ``val``. Every other tag is an evaluation split scored apart by
+#: ``caslie eval --split``: ``test`` (in-domain), ``test-<tag>`` or ``ood-<tag>`` (held-out
+#: or out-of-domain sets, e.g. ``ood-newbrands``); ``<tag>`` is 1-32 lower-case letters,
+#: digits, ``_`` or ``-``, starting with a letter or digit.
+SPLIT_PATTERN = r"^(train|val|test|(test|ood)-[a-z0-9][a-z0-9_-]{0,31})$"
+SplitTag = Annotated[str, Field(pattern=SPLIT_PATTERN)]
+#: The splits training and the gate use; any other tag is for evaluation only.
+TRAINING_SPLITS = ("train", "val")
+
+
+def is_split_tag(text: str) -> bool:
+    """Whether ``text`` is a valid split tag (:data:`SPLIT_PATTERN`)."""
+    return re.fullmatch(SPLIT_PATTERN, text) is not None
+
+
 class LabelEvent(Record):
     """Ground truth or feedback for a request (topic ``labels``); latest wins."""
 
@@ -168,9 +185,10 @@ class LabelEvent(Record):
     #: ``yes``/``no``, the option letter, or (JSON tasks) the object's JSON text.
     label: str = Field(min_length=1, max_length=8_000)
     source: str | None = None
-    #: Pins the labelled request to a split (e.g. held-out brands in ``test``); unset: a hash
-    #: of the request id decides (:func:`training.dataset.split_for`).
-    split: Literal["train", "val", "test"] | None = None
+    #: Pins the labelled request to a split (:data:`SPLIT_PATTERN`: ``train``, ``val``,
+    #: ``test``, ``test-<tag>``, ``ood-<tag>``; e.g. held-out brands in ``test``); unset: a
+    #: hash of the request id decides (:func:`training.dataset.split_for`).
+    split: SplitTag | None = None
     event_time: float | None = None
 
 

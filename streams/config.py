@@ -210,6 +210,15 @@ class PredictorSettings(_Section):
     #: none is published. An adapter above it is refused with the value that serves it.
     vllm_max_lora_rank: int | None = Field(default=None, ge=1, le=512)
 
+    #: How uniM3 messages reach the LLM, identically in serving, training and evaluation
+    #: (:mod:`workers.backends.prompt_form`): ``mistral_raw``, the authors' raw Mistral form
+    #: (as uniM3-M was trained); ``chat``, the model's chat template; ``auto``, the Mistral
+    #: form for Mistral-family models and the chat template otherwise.
+    prompt_format: Literal["auto", "mistral_raw", "chat"] = "auto"
+    #: Prompt plus answer tokens of every forward pass (the LoRA training cutoff too): a
+    #: longer prompt loses its beginning, never the answer budget.
+    cutoff: int = Field(default=2048, ge=2)
+
     @model_validator(mode="after")
     def _vllm_decodes_constrained(self) -> PredictorSettings:
         if self.backend == "vllm" and (

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import orjson
 
-from schemas.records import EnrichedRecord, LabelEvent
+from schemas.records import EnrichedRecord, LabelEvent, SlotVerdict
 from schemas.tasks.registry import get_task
 from schemas.tasks.sample import InstructionSample, json_text, sample_of
 
@@ -106,9 +106,35 @@ class InstructionExample:
         return get_task(self.task).label_of(self.output)
 
 
+#: Which captions an example's prompt carries (the paper's ablations): ``mv``, the CQE
+#: decisions as the voter recorded them (CASLIE); ``uia``, every caption (use-it-all);
+#: ``none``, no caption and no OCR tokens (text only: the uniM3 baseline).
+Captions = Literal["mv", "uia", "none"]
+CAPTIONS: tuple[Captions, ...] = ("mv", "uia", "none")
+
+
+def with_captions(record: EnrichedRecord, captions: Captions) -> EnrichedRecord:
+    """``record`` with its keep decisions rewritten for the ``captions`` ablation."""
+    if captions == "mv":
+        return record
+    if captions not in CAPTIONS:
+        raise ValueError(f"captions must be one of {', '.join(CAPTIONS)}, not {captions!r}")
+    if captions == "none":  # text only: no caption and nothing read from the images
+        return record.model_copy(update={"captions": [], "verdicts": []})
+    votes = {v.slot: v.votes for v in record.verdicts}
+    verdicts = [
+        SlotVerdict(slot=c.slot, keep=True, mode="uia", votes=votes.get(c.slot, []))
+        for c in record.captions
+    ]
+    return record.model_copy(update={"verdicts": verdicts})
+
+
 def example_from(
-    record: EnrichedRecord, label: str, split: str | None = None
+    record: EnrichedRecord, label: str, split: str | None = None, captions: Captions = "mv"
 ) -> InstructionExample:
+    """The instruction example of a labelled record, its prompt built by ``sample_of``
+    after the ``captions`` ablation (:func:`with_captions`)."""
+    record = with_captions(record, captions)
     kept = {v.slot for v in record.verdicts if v.keep}
     sample = sample_of(record)
     return InstructionExample(
@@ -125,11 +151,13 @@ def example_from(
 
 
 def assemble(
-    enriched: Iterable[EnrichedRecord], labels: Iterable[LabelEvent]
+    enriched: Iterable[EnrichedRecord],
+    labels: Iterable[LabelEvent],
+    captions: Captions = "mv",
 ) -> list[InstructionExample]:
     """Join by request id; the latest label wins (by ``event_time``, then arrival order) and
     gives the split when it names one. Records without a label, or with a label that is not a
-    legal answer, are skipped."""
+    legal answer, are skipped. ``captions``: the ablation applied to every record."""
     latest: dict[str, tuple[float, int, LabelEvent]] = {}
     for order, event in enumerate(labels):
         rank = (event.event_time or 0.0, order)
@@ -144,7 +172,7 @@ def assemble(
         event = latest[record.request_id][2]
         if not get_task(record.task).is_legal(event.label, record.options):
             continue
-        examples.append(example_from(record, event.label, event.split))
+        examples.append(example_from(record, event.label, event.split, captions))
     return examples
 
 

@@ -3,20 +3,72 @@
 Option and yes/no tasks are answered by an option scorer (``score`` or ``generate``
 decoding); JSON tasks (AE) by a JSON extractor (constrained or free decoding). Each answer is
 parsed by its task and scored by the task's metric (:func:`training.metrics.score_task`).
+:func:`answerers` builds both from the predictor's settings (model, decoding, prompt form,
+cutoff, JSON decoding), so ``caslie eval`` and the retrain gate measure what is served.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from schemas.images import ImageRef
 from schemas.tasks.answers import canonical_json
 from schemas.tasks.registry import get_task
-from streams.config import ImageSettings
+from streams.config import ImageSettings, Settings
 from training.dataset import InstructionExample
 from training.metrics import TaskScore, score_task
+
+if TYPE_CHECKING:
+    from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+    from workers.backends.structured import LlmJsonExtractor
+
+
+@dataclass(frozen=True)
+class Answerers:
+    """The model and its two answering paths, as the predictor serves them."""
+
+    lm: CausalLM
+    scorer: LlmOptionScorer
+    extractor: LlmJsonExtractor
+
+    def describe(self) -> dict[str, str | int]:
+        """How answers are produced: what an evaluation's results must record."""
+        return {
+            "model": self.lm.name,
+            "decoding": self.scorer.decoding,
+            "prompt_form": self.lm.prompt_form,
+            "cutoff": self.lm.cutoff,
+            "json_decoding": "constrained" if self.extractor.constrained else "free",
+        }
+
+
+def answerers(settings: Settings, decoding: str | None = None) -> Answerers:
+    """A private copy of ``predictor.model`` (adapters go onto it) with the option scorer
+    (``decoding``, default ``predictor.decoding``) and JSON extractor
+    (``predictor.json_decoding``) the predictor stage would use; prompts in
+    ``predictor.prompt_format``, cut to ``predictor.cutoff``."""
+    from workers.backends.causal_lm import CausalLM, LlmOptionScorer
+    from workers.backends.structured import LlmJsonExtractor
+
+    cfg = settings.predictor
+    chosen = decoding or cfg.decoding
+    if chosen not in ("score", "generate"):
+        raise ValueError(f"decoding must be score or generate, not {chosen!r}")
+    lm = CausalLM(
+        cfg.model,
+        settings.cache_dir,
+        private=True,
+        prompt_format=cfg.prompt_format,
+        cutoff=cfg.cutoff,
+    )
+    return Answerers(
+        lm,
+        LlmOptionScorer(lm, chosen),
+        LlmJsonExtractor(lm, constrained=cfg.json_decoding == "constrained"),
+    )
 
 
 def direct_inputs(examples: Sequence[InstructionExample], images: ImageSettings) -> list[Any]:

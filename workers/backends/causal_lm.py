@@ -4,6 +4,10 @@ free generation for the paper-compatible path, and LoRA adapters through peft.
 Scoring reads the next-token distribution right after the prompt and compares the legal
 answers' first tokens (``A``/`` A``, ``yes``/``Yes`` ...): the answer is always legal, so
 there are no parse failures by construction.
+
+uniM3 prompts are rendered in the model's prompt form and cut to its cutoff by
+:mod:`workers.backends.prompt_form` (the rule training uses too); judges keep the chat
+template.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from schemas.tasks.answers import parse_answer, parse_judge_answer
 from workers.backends.base import Choice, JudgeInput, Verdict
 from workers.backends.label_tokens import LabelTokens
 from workers.backends.peft_adapters import PeftAdapters
+from workers.backends.prompt_form import DEFAULT_CUTOFF, prompt_ids, render, resolve_form
 from workers.models import load_causal_lm
 
 MICRO_BATCH = 8
@@ -32,60 +37,86 @@ class CausalLM(PeftAdapters):
         tokenizer: Any = None,
         private: bool = False,
         micro_batch: int = MICRO_BATCH,
+        prompt_format: str = "auto",
+        cutoff: int = DEFAULT_CUTOFF,
     ) -> None:
         """``private``: an own copy of the weights, required before loading adapters.
-        ``micro_batch``: prompts per forward pass (8 suits a CPU; an accelerator takes more)."""
+        ``micro_batch``: prompts per forward pass (8 suits a CPU; an accelerator takes more).
+        ``prompt_format``: how :meth:`prompt` renders uniM3 messages (``auto``,
+        ``mistral_raw``, ``chat``). ``cutoff``: prompt plus answer tokens of every forward
+        pass; longer prompts lose their beginning."""
         self.name = name
         self.private = private
         self.micro_batch = micro_batch
+        self.cutoff = cutoff
         if model is None:
             model, tokenizer = load_causal_lm(name, cache_dir, private=private)
         self.model = model
         self.tokenizer = tokenizer
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        self.prompt_form = resolve_form(prompt_format, model_type, name)
         self._labels = LabelTokens(tokenizer)
         self._init_adapters()
 
     # -- prompts -----------------------------------------------------------------------
 
+    def prompt(self, user_message: str) -> str:
+        """A uniM3 user message in this model's prompt form (what it was trained on)."""
+        return render(self.tokenizer, user_message, self.prompt_form)
+
     def chat_prompt(self, user_message: str) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            text: str = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": user_message}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-            return text
-        return user_message
+        """``user_message`` in the model's chat template (judges)."""
+        return render(self.tokenizer, user_message, "chat")
 
     # -- forward passes ----------------------------------------------------------------
 
-    def _next_token_logprobs(self, prompts: Sequence[str]) -> Any:
+    def encode(self, prompts: Sequence[str], answer_budget: int) -> list[list[int]]:
+        """Token ids of full prompt texts, each cut so ``answer_budget`` tokens fit the
+        cutoff (:func:`~workers.backends.prompt_form.fit_prompt`)."""
+        return [prompt_ids(self.tokenizer, p, answer_budget, self.cutoff) for p in prompts]
+
+    def _batch(self, rows: Sequence[Sequence[int]]) -> dict[str, Any]:
+        """Token id rows padded on the tokenizer's side, on the model's device."""
         import torch
 
-        batch = self.tokenizer(
-            list(prompts), return_tensors="pt", padding=True, add_special_tokens=False
-        )
-        batch = {k: v.to(self.model.device) for k, v in batch.items()}
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(width - len(row), width) if self._left else slice(0, len(row))
+            ids[i, span] = torch.tensor(list(row), dtype=torch.long)
+            mask[i, span] = 1
+        device = self.model.device
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+    @property
+    def _left(self) -> bool:
+        return getattr(self.tokenizer, "padding_side", "left") == "left"
+
+    def _next_token_logprobs(self, rows: Sequence[Sequence[int]]) -> Any:
+        import torch
+
         with torch.inference_mode():
-            logits = self.model(**batch).logits[:, -1, :]
+            logits = self.model(**self._batch(rows)).logits[:, -1, :]
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def _micro_batches(self, prompts: Sequence[str]) -> Iterator[list[int]]:
-        """Indices of ``prompts`` in micro-batches of similar token length: padding a short
+    def _micro_batches(self, rows: Sequence[Sequence[int]]) -> Iterator[list[int]]:
+        """Indices of ``rows`` in micro-batches of similar token length: padding a short
         prompt to a long one's length is pure waste on a compute-bound CPU."""
-        lengths = [len(self.tokenizer.encode(p, add_special_tokens=False)) for p in prompts]
-        order = sorted(range(len(prompts)), key=lengths.__getitem__)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         for start in range(0, len(order), self.micro_batch):
             yield order[start : start + self.micro_batch]
 
     def label_logprobs(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]]
     ) -> list[dict[str, float]]:
-        """Per prompt, log P(answer starts with label) for each legal label
+        """Per prompt (full text, cut to leave one token within the cutoff), log P(answer
+        starts with label) for each legal label
         (:class:`~workers.backends.label_tokens.LabelTokens`)."""
         out: list[dict[str, float]] = [{} for _ in prompts]
-        for indices in self._micro_batches(prompts):
-            logprobs = self._next_token_logprobs([prompts[i] for i in indices])
+        rows = self.encode(prompts, 1)
+        for indices in self._micro_batches(rows):
+            logprobs = self._next_token_logprobs([rows[i] for i in indices])
             for i, row in zip(indices, logprobs, strict=True):
                 out[i] = self._labels.scores(row, labels[i])
         return out
@@ -96,20 +127,16 @@ class CausalLM(PeftAdapters):
         max_new_tokens: int,
         constrain: Callable[[Sequence[int]], Mapping[str, Any]] | None = None,
     ) -> list[str]:
-        """Greedy continuations of ``prompts``. ``constrain``, given the prompt indices of a
+        """Greedy continuations of ``prompts`` (each cut to leave ``max_new_tokens`` within
+        the cutoff). ``constrain``, given the prompt indices of a
         micro-batch (in batch row order), returns extra ``model.generate`` arguments for it
         (``logits_processor``, ``stopping_criteria``): how decoding is held to a grammar."""
         import torch
 
         texts: list[str] = [""] * len(prompts)
-        for indices in self._micro_batches(prompts):
-            batch = self.tokenizer(
-                [prompts[i] for i in indices],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            )
-            batch = {k: v.to(self.model.device) for k, v in batch.items()}
+        rows = self.encode(prompts, max_new_tokens)
+        for indices in self._micro_batches(rows):
+            batch = self._batch([rows[i] for i in indices])
             with torch.inference_mode():
                 out = self.model.generate(
                     **batch,
@@ -161,7 +188,7 @@ class LlmOptionScorer:
     def choose(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]], adapter: str | None
     ) -> list[Choice]:
-        full = [self.lm.chat_prompt(p) for p in prompts]
+        full = [self.lm.prompt(p) for p in prompts]
         with self.lm.using(adapter):
             if self.decoding == "generate":
                 texts = self.lm.generate(full, self.max_new_tokens)

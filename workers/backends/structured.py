@@ -192,7 +192,7 @@ class LlmJsonExtractor:
             raise ValueError(f"{len(prompts)} prompts but {len(keys)} key sets")
         if not prompts:
             return []
-        full = [self.lm.chat_prompt(p) for p in prompts]
+        full = [self.lm.prompt(p) for p in prompts]
         budget = max(max_json_tokens(k, self.max_value_chars) for k in keys)
         if not self.constrained:
             with self.lm.using(adapter):

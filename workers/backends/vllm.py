@@ -31,6 +31,7 @@ from typing import Any
 
 from schemas.tasks.prompts import concise_caption_prompt
 from workers.backends.base import BackendUnavailable, CaptionInput, Choice
+from workers.backends.prompt_form import DEFAULT_CUTOFF, prompt_ids, render, resolve_form
 from workers.backends.structured import attribute_schema, max_json_tokens, parse_exact
 
 
@@ -126,8 +127,17 @@ class LoraEngine:
     """
 
     def __init__(
-        self, model: str, max_lora_rank: int = 16, max_loras: int = 4, **engine: Any
+        self,
+        model: str,
+        max_lora_rank: int = 16,
+        max_loras: int = 4,
+        prompt_format: str = "auto",
+        cutoff: int = DEFAULT_CUTOFF,
+        **engine: Any,
     ) -> None:
+        """``prompt_format`` and ``cutoff`` as ``predictor.prompt_format`` and
+        ``predictor.cutoff``: the prompt text and truncation of the transformers path
+        (:mod:`workers.backends.prompt_form`)."""
         vllm = _vllm()
         self.vllm = vllm
         self.max_lora_rank = lora_rank_slot(max_lora_rank)
@@ -139,6 +149,12 @@ class LoraEngine:
             **engine,
         )
         self.name = f"vllm:{Path(model).name}"
+        config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        hf_config = getattr(config, "hf_config", None)
+        self.prompt_form = resolve_form(
+            prompt_format, getattr(hf_config, "model_type", None), Path(model).name
+        )
+        self.cutoff = cutoff
         self._ids = itertools.count(1)
         self._adapters: dict[str, Any] = {}
 
@@ -164,33 +180,44 @@ class LoraEngine:
         self._adapters.pop(ref, None)
 
     def generate(
-        self, user_messages: Sequence[str], params: Sequence[Any], adapter: str | None
+        self,
+        user_messages: Sequence[str],
+        params: Sequence[Any],
+        adapter: str | None,
+        answer_budget: int,
     ) -> list[Any]:
-        """The one way prompts reach the engine: each user message as the model's chat
-        prompt (its tokenizer's chat template, the text
-        :meth:`~workers.backends.causal_lm.CausalLM.chat_prompt` writes), tokenized without
-        special tokens (the template wrote them, as ``LLM.chat`` does), generated under its
-        ``params`` with adapter ``adapter`` (``None``: the bare base model)."""
+        """The one way prompts reach the engine: each user message rendered in the
+        predictor's prompt form and fitted to the cutoff with ``answer_budget`` tokens left for
+        the answer, exactly as the transformers path does
+        (:func:`~workers.backends.prompt_form.render`,
+        :func:`~workers.backends.prompt_form.prompt_ids`: token ids without added special
+        tokens, the form wrote them), generated under its ``params`` with adapter ``adapter``
+        (``None``: the bare base model)."""
         if adapter is not None and adapter not in self._adapters:
             raise KeyError(f"adapter {adapter} is not loaded")
         if not user_messages:
             return []
         tokenizer = self.llm.get_tokenizer()
-        prompts = []
-        for message in user_messages:
-            text = message
-            if getattr(tokenizer, "chat_template", None):
-                text = tokenizer.apply_chat_template(
-                    [{"role": "user", "content": message}],
-                    tokenize=False,
-                    add_generation_prompt=True,
+        prompts = [
+            {
+                "prompt_token_ids": prompt_ids(
+                    tokenizer,
+                    render(tokenizer, message, self.prompt_form),
+                    answer_budget,
+                    self.cutoff,
                 )
-            prompts.append({"prompt_token_ids": tokenizer.encode(text, add_special_tokens=False)})
+            }
+            for message in user_messages
+        ]
         lora = self._adapters[adapter] if adapter is not None else None
         outputs: list[Any] = self.llm.generate(
             prompts, list(params), lora_request=lora, use_tqdm=False
         )
         return outputs
+
+
+#: Most tokens a choice-constrained answer takes (an option letter or yes/no).
+CHOICE_TOKENS = 4
 
 
 class VllmOptionScorer:
@@ -203,8 +230,10 @@ class VllmOptionScorer:
     def choose(
         self, prompts: Sequence[str], labels: Sequence[Sequence[str]], adapter: str | None
     ) -> list[Choice]:
-        params = [constrained_params(self.engine.vllm, 4, choice=list(ls)) for ls in labels]
-        outputs = self.engine.generate(prompts, params, adapter)
+        params = [
+            constrained_params(self.engine.vllm, CHOICE_TOKENS, choice=list(ls)) for ls in labels
+        ]
+        outputs = self.engine.generate(prompts, params, adapter, CHOICE_TOKENS)
         return [
             Choice(label=out.outputs[0].text.strip(), text=out.outputs[0].text) for out in outputs
         ]
@@ -238,7 +267,8 @@ class VllmJsonExtractor:
     ) -> list[dict[str, str]]:
         if len(prompts) != len(keys):
             raise ValueError(f"{len(prompts)} prompts but {len(keys)} key sets")
-        outputs = self.engine.generate(prompts, [self.params(k) for k in keys], adapter)
+        budget = max((max_json_tokens(k, self.max_value_chars) for k in keys), default=1)
+        outputs = self.engine.generate(prompts, [self.params(k) for k in keys], adapter, budget)
         results = []
         for out, k in zip(outputs, keys, strict=True):
             if out.outputs[0].finish_reason == "length":

@@ -13,6 +13,7 @@ from schemas.tasks.registry import get_task
 from schemas.tasks.sa import SA_OPTIONS
 from workers.backends.base import JudgeInput
 from workers.backends.causal_lm import CausalLM, LlmJudge, LlmOptionScorer
+from workers.backends.prompt_form import AnswerTooLong
 
 
 def build_sample(request, kept):  # type: ignore[no-untyped-def]
@@ -116,3 +117,27 @@ def test_generating_judge_parses_the_authors_way(smollm2: CausalLM) -> None:
     assert generated.text is not None and generated.score is None
     assert generated.vote == (parse_judge_answer(generated.text) == "yes")
     assert generated.vote == LlmJudge(smollm2).judge(items)[0].vote
+
+
+def test_long_prompts_lose_their_beginning_never_the_answer_budget(smollm2: CausalLM) -> None:
+    """Every forward pass reads the prompt's last ``cutoff - budget`` tokens: one for
+    scoring, ``max_new_tokens`` for generation; a budget at the cutoff is refused."""
+    short = CausalLM("smollm2", CACHE, smollm2.model, smollm2.tokenizer, cutoff=24)
+    prompt = smollm2.chat_prompt("word " * 60 + "Is fire cold? Only output yes or no.")
+    full = smollm2.tokenizer.encode(prompt, add_special_tokens=False)
+    assert len(full) > 24
+    seen: list[list[int]] = []
+    hook = smollm2.model.register_forward_pre_hook(
+        lambda _m, _args, kwargs: seen.append(kwargs["input_ids"][0].tolist()), with_kwargs=True
+    )
+    try:
+        [scores] = short.label_logprobs([prompt], [["yes", "no"]])
+        assert seen == [full[-23:]]
+        seen.clear()
+        [text] = short.generate([prompt], max_new_tokens=4)
+        assert seen[0] == full[-20:]
+    finally:
+        hook.remove()
+    assert set(scores) == {"yes", "no"} and isinstance(text, str)
+    with pytest.raises(AnswerTooLong):
+        short.generate([prompt], max_new_tokens=24)

@@ -182,6 +182,26 @@ def test_scorer_and_extractor_send_the_chat_prompt_through_one_engine(
         scorer.choose(["Pick one."], [["A", "B"]], "g@v2")
 
 
+@needs_smollm2
+def test_the_engine_prompts_in_the_predictors_form_and_cutoff(
+    monkeypatch: pytest.MonkeyPatch, tokenizer: Any, tmp_path: Path
+) -> None:
+    """``mistral_raw`` and the cutoff reach vLLM as they reach the transformers path: the
+    same rendered text, cut from the left by the same rule."""
+    from workers.backends.prompt_form import prompt_ids, render
+    from workers.backends.vllm import CHOICE_TOKENS, LoraEngine, VllmOptionScorer
+
+    fake = install(monkeypatch, tokenizer)
+    engine = LoraEngine(str(tmp_path), prompt_format="mistral_raw", cutoff=12)
+    VllmOptionScorer(engine).choose(["### Instruction:\nPick one."], [["A", "B"]], None)
+    [call] = fake.calls
+    text = render(tokenizer, "### Instruction:\nPick one.", "mistral_raw")
+    assert "[INST] Below is an instruction" in text
+    expected = prompt_ids(tokenizer, text, CHOICE_TOKENS, 12)
+    assert call.prompts == [{"prompt_token_ids": expected}]
+    assert len(expected) == 12 - CHOICE_TOKENS  # cut: the whole prompt is longer
+
+
 def _claim_record(task: str) -> Inbound:
     product = ProductEvent(product_id="p1", title="Acme shampoo 500 ml")
     claim = ClaimEvent(
