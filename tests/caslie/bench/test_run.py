@@ -49,7 +49,10 @@ def test_tiny_bench_runs_every_section(kafka_settings: Settings, tmp_path: Path)
     for side in ("in_process", "pipeline"):
         assert all(report[side]["busy_s"][s] > 0 for s in ("captioner", "voter", "predictor"))
     voting = report["voting"]
-    assert voting["captions"] >= 4 and voting["authors_answers"] == voting["captions"]
+    llm_judges = sum(j.startswith("llm:") for j in voting["judges"])
+    assert voting["captions"] >= 4
+    assert voting["authors_answers"] == voting["captions"] * llm_judges
+    assert voting["batched_ties"]["captions"] == voting["captions"]
     assert 0 <= voting["decision_agreement"] <= 1
     assert [r["batch_size"] for r in report["batching"]["predictor"]["rows"]] == [1, 2]
     assert {r["topic"] for r in report["kafka_layer"]} == {
