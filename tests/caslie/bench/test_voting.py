@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 
 import pytest
 
+from caslie.bench.report import markdown
 from caslie.bench.voting import OneAtATime, authors_decisions, tie_counts
 from workers.backends.base import JudgeInput, Verdict
 
@@ -57,3 +60,45 @@ def test_tie_counts_say_how_often_and_which_way() -> None:
     assert counts["ties"] == 2 and counts["captions"] == 3
     assert counts["ties_kept"] == 1 and counts["ties_rejected"] == 1
     assert counts["tie_margins"] == [-0.25, 1.5]
+
+
+def test_only_takes_voting() -> None:
+    wrong = subprocess.run(
+        [sys.executable, "-m", "caslie", "bench", "--only", "pipeline"],
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == "error: --only takes 'voting' (and not with --streaming-only)"
+
+
+def test_the_voting_report_names_ties_and_the_authors_winners() -> None:
+    ours = {("r1", "a"): (True, [True, False], 1.5), ("r2", "a"): (False, [False, False], -2.0)}
+    voting = {
+        "captions": 2,
+        "authors_s_per_caption": 2.0,
+        "batched_s_per_caption": 1.0,
+        "speedup": 2.0,
+        "decision_agreement": 0.5,
+        "llm_vote_agreement": 0.75,
+        "authors_parse_failures": 1,
+        "authors_answers": 4,
+        "batched_judge_s": {"llm:a": 1.0},
+        "authors_judge_s": {"llm:a": 2.0},
+        "agreement_where_authors_parsed": 1.0,
+        "batched_ties": tie_counts(ours),
+        "kept_share_batched": 0.5,
+        "kept_share_authors": 0.0,
+        "authors_winner_neither": 1,
+    }
+    report = {
+        "only": "voting",
+        "started_at": "t",
+        "wall_s": 3.0,
+        "models": {"judges": ["a"], "captioner": "ocr"},
+        "voting": voting,
+    }
+    text = markdown(report)
+    assert "# caslie bench: voting (t)" in text and "| 2 | 2.000 | 1.000 | 2.0x |" in text
+    assert "Ties (batched): 1 of 2 captions, 1 kept and 0 rejected" in text
+    assert "neither yes nor no on 1 captions" in text
