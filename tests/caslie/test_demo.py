@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -34,7 +35,7 @@ pytestmark = [
 ]
 
 
-def _check(rows: list[dict]) -> None:
+def _check(rows: list[dict[str, Any]]) -> None:
     tasks = {row["query"]["task"] for row in rows}
     assert tasks == {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR", "DD", "PM", "AE"}
     for row in rows:
