@@ -308,6 +308,14 @@ def bench(
             "bare client, and the router's state at catalog scale.",
         ),
     ] = False,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--only",
+            help="One section alone: 'voting' (the authors' CQE against batched scoring; "
+            "captioner and voter only, no broker).",
+        ),
+    ] = None,
     gpu_suite: Annotated[
         bool,
         typer.Option(
@@ -340,13 +348,16 @@ def bench(
     from rich.console import Console
 
     from caslie.bench.report import markdown
-    from caslie.bench.run import BenchPlan, run_bench, run_streaming_bench
+    from caslie.bench.run import BenchPlan, run_bench, run_streaming_bench, run_voting_bench
 
     if gpu_suite:
         _gpu_suite(tiny, json_path, markdown_path, compare)
         return
     if tiny or compare:
         typer.echo("error: --tiny and --compare go with --gpu-suite", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT)
+    if only not in (None, "voting") or (only and streaming_only):
+        typer.echo("error: --only takes 'voting' (and not with --streaming-only)", err=True)
         raise typer.Exit(ExitCode.INVALID_INPUT)
     settings = _settings(ctx)
     plan = BenchPlan.quick() if quick else BenchPlan.full()
@@ -355,7 +366,13 @@ def bench(
     console = Console()
     with tempfile.TemporaryDirectory(prefix="caslie-bench-") as tmp:
         try:
-            run = run_streaming_bench if streaming_only else run_bench
+            run = (
+                run_voting_bench
+                if only == "voting"
+                else run_streaming_bench
+                if streaming_only
+                else run_bench
+            )
             report = run(settings, plan, external, work_dir or Path(tmp), console)
         except TimeoutError as exc:
             console.print(f"[red]bench: {exc}[/]")

@@ -88,6 +88,9 @@ def _required(value: str | None, name: str) -> str:
 
 
 def build_voter(settings: Settings) -> Stage:
+    """The voter with ``voter.judges`` in their order (the order the authors' plurality
+    breaks ties by); with an even count a tie goes by the summed yes-margin
+    (:func:`workers.vote.majority`)."""
     from workers.backends.base import Judge
     from workers.voter import VoterStage
 
@@ -107,10 +110,6 @@ def build_voter(settings: Settings) -> Stage:
                 from workers.backends.causal_lm import CausalLM, LlmJudge
 
                 judges.append(LlmJudge(CausalLM(name, settings.cache_dir), cfg.decoding))
-        if len(judges) % 2 == 0:
-            log.warning(
-                "%d judges: a tie rejects the caption (configure an odd number)", len(judges)
-            )
     return VoterStage(judges, cfg.mode)
 
 

@@ -119,7 +119,8 @@ class CaptionedRecord(TaskRequest):
 class JudgeVote(_Part):
     judge: str
     vote: bool
-    #: log P(yes) - log P(no), or a similarity margin, when the judge has one.
+    #: The yes-margin when the judge has one: log P(yes) - log P(no), or similarity minus
+    #: threshold (:class:`workers.backends.base.Verdict`).
     score: float | None = None
 
 

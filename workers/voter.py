@@ -1,5 +1,6 @@
 """CQE: every configured judge answers the task's caption-quality question for every caption
-of the batch (one batched call per judge); the majority decides whether a caption is kept."""
+of the batch (one batched call per judge); the majority decides whether a caption is kept,
+a tie by the judges' summed yes-margin (:func:`workers.vote.majority`)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,9 @@ class VoterStage:
                     verdicts.append(
                         SlotVerdict(
                             slot=caption.slot,
-                            keep=majority([v.vote for v in slot_votes]),
+                            keep=majority(
+                                [v.vote for v in slot_votes], [v.score for v in slot_votes]
+                            ),
                             mode="mv",
                             votes=slot_votes,
                         )

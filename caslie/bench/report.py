@@ -12,6 +12,17 @@ def _f(value: float | None, digits: int = 2) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
+    if report.get("only") == "voting":
+        return "\n".join(
+            [
+                f"# caslie bench: voting ({report['started_at']})",
+                "",
+                f"Judges {report['models']['judges']}, captioner "
+                f"{report['models']['captioner']}. Wall {report['wall_s']:.0f} s.",
+                "",
+                *_voting(report["voting"]),
+            ]
+        )
     if "pipeline" not in report:  # the streaming sections alone
         return "\n".join(
             [f"# caslie bench: streaming layer ({report['started_at']})", "", *_streaming(report)]
@@ -58,27 +69,7 @@ def markdown(report: dict[str, Any]) -> str:
         "## Batched voting versus the authors' way",
         "",
     ]
-    v = report["voting"]
-    if "skipped" in v:
-        lines.append(f"Skipped: {v['skipped']}.")
-    else:
-        lines += [
-            "| captions | authors s/caption | batched s/caption | speedup | decision agreement "
-            "| LLM vote agreement | authors' parse failures |",
-            "|---|---|---|---|---|---|---|",
-            f"| {v['captions']} | {_f(v['authors_s_per_caption'], 3)} | "
-            f"{_f(v['batched_s_per_caption'], 3)} | {_f(v['speedup'], 1)}x | "
-            f"{_f(v['decision_agreement'], 3)} | {_f(v['llm_vote_agreement'], 3)} | "
-            f"{v['authors_parse_failures']} of {v['authors_answers']} |",
-            "",
-            "Where the time goes (seconds per judge over all captions): batched "
-            + ", ".join(f"{k} {t:.1f}" for k, t in v["batched_judge_s"].items())
-            + "; authors' way "
-            + ", ".join(f"{k} {t:.1f}" for k, t in v["authors_judge_s"].items())
-            + ". LLM vote agreement where the authors' answer parsed: "
-            + _f(v["agreement_where_authors_parsed"], 3)
-            + ".",
-        ]
+    lines += _voting(report["voting"])
     lines += ["", "## Batch size", ""]
     for stage in ("captioner", "predictor"):
         sweep = report["batching"][stage]
@@ -109,6 +100,35 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", *_streaming(report)]
     lines += ["", "## GPU", "", report["gpu"].get("skipped") or f"Device: {report['gpu']}", ""]
     return "\n".join(lines)
+
+
+def _voting(v: dict[str, Any]) -> list[str]:
+    if "skipped" in v:
+        return [f"Skipped: {v['skipped']}."]
+    ties = v["batched_ties"]
+    return [
+        "| captions | authors s/caption | batched s/caption | speedup | decision agreement "
+        "| LLM vote agreement | authors' parse failures |",
+        "|---|---|---|---|---|---|---|",
+        f"| {v['captions']} | {_f(v['authors_s_per_caption'], 3)} | "
+        f"{_f(v['batched_s_per_caption'], 3)} | {_f(v['speedup'], 1)}x | "
+        f"{_f(v['decision_agreement'], 3)} | {_f(v['llm_vote_agreement'], 3)} | "
+        f"{v['authors_parse_failures']} of {v['authors_answers']} |",
+        "",
+        "Where the time goes (seconds per judge over all captions): batched "
+        + ", ".join(f"{k} {t:.1f}" for k, t in v["batched_judge_s"].items())
+        + "; authors' way "
+        + ", ".join(f"{k} {t:.1f}" for k, t in v["authors_judge_s"].items())
+        + ". LLM vote agreement where the authors' answer parsed: "
+        + _f(v["agreement_where_authors_parsed"], 3)
+        + ".",
+        "",
+        f"Ties (batched): {ties['ties']} of {ties['captions']} captions, "
+        f"{ties['ties_kept']} kept and {ties['ties_rejected']} rejected by the summed "
+        f"yes-margin. Kept: batched {_f(v['kept_share_batched'], 3)}, authors' "
+        f"{_f(v['kept_share_authors'], 3)}; the authors' plurality was neither yes nor no on "
+        f"{v['authors_winner_neither']} captions.",
+    ]
 
 
 def _streaming(report: dict[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ from caslie.bench.inprocess import Stages, run_chain
 from caslie.bench.stage_runs import run_stage
 from caslie.bench.workers import WorkerProcesses
 from caslie.bench.workload import build_workload
+from caslie.stages import build_captioner, build_voter
 from schemas.events import parse_query
 from streams.broker import EmbeddedBroker
 from streams.clients import create_topics, wait_for_broker
@@ -143,6 +144,41 @@ def run_streaming_bench(
         wait_for_broker(settings, timeout=30)
         prefix = f"bench-{uuid.uuid4().hex[:6]}."
         _streaming_sections(settings, plan, external, prefix, work_dir, console, report)
+    report["wall_s"] = time.perf_counter() - began
+    return report
+
+
+def run_voting_bench(
+    settings: Settings, plan: BenchPlan, external: bool, work_dir: Path, console: Console
+) -> dict[str, Any]:
+    """The voting comparison alone (``caslie bench --only voting``): the captioner and the
+    voter only, no broker (``external`` is ignored), on the captions of the same workload
+    and ``voting_records`` as the whole run's voting section, after one untimed warm request
+    per task."""
+    del external
+    work_dir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    report: dict[str, Any] = {
+        "only": "voting",
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "plan": plan.__dict__,
+        "machine": machine(),
+        "models": {"captioner": settings.captioner.backend, "judges": settings.voter.judges},
+    }
+    images = work_dir / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    settings = settings.with_file_root(images)
+    warm = build_workload(images, 1, first_variant=900)
+    main = build_workload(images, plan.per_task, first_variant=0)
+    console.print("[bold]loading models[/] (captioner, voter)")
+    timed = time.perf_counter()
+    captioner, voter = build_captioner(settings), build_voter(settings)
+    report["model_load_s"] = time.perf_counter() - timed
+    batch = settings.batch.max_batch
+    run_stage(voter, run_stage(captioner, warm.requests, batch).outputs, batch)  # not timed
+    captioned = run_stage(captioner, main.requests, batch).outputs[: plan.voting_records]
+    console.print("[bold]voting[/]: the authors' way against batched scoring")
+    report["voting"] = voting.compare_voting(voter, captioned, batch)
     report["wall_s"] = time.perf_counter() - began
     return report
 

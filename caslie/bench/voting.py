@@ -1,9 +1,11 @@
 """CQE the authors' way (each judge generates up to 16 tokens for one caption at a time, the
-answer parsed from the text) against our batched yes/no scoring: same judges, same captions."""
+answer parsed from the text, the plurality of the raw answers deciding) against our batched
+yes/no scoring and majority (ties by the summed yes-margin): same judges, same captions."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +17,7 @@ from schemas.tasks.answers import parse_judge_answer
 from streams.stage import Stage
 from workers.backends.base import Judge, JudgeInput, Verdict
 from workers.backends.causal_lm import LlmJudge
+from workers.vote import is_tie, plurality_authors
 from workers.voter import VoterStage
 
 
@@ -35,16 +38,23 @@ class Timed:
 
 
 class OneAtATime:
-    """A judge asked about one caption per call, as the authors' scripts do."""
+    """A judge asked about one caption per call, as the authors' scripts do. ``answers``:
+    each call's normalised answer as their vote counts it (a generating judge's parsed text,
+    whatever it says; ``yes``/``no`` for a judge that only votes), in call order."""
 
     def __init__(self, judge: Judge) -> None:
         self.judge_ = judge
         self.name = judge.name
         self.texts: list[str] = []
+        self.answers: list[str] = []
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
         verdicts = [self.judge_.judge([item])[0] for item in items]
         self.texts += [v.text for v in verdicts if v.text is not None]
+        self.answers += [
+            parse_judge_answer(v.text) if v.text is not None else ("yes" if v.vote else "no")
+            for v in verdicts
+        ]
         return verdicts
 
 
@@ -57,7 +67,11 @@ def authors_judges(judges: Sequence[Judge], max_new_tokens: int = 16) -> list[On
     ]
 
 
-def _decisions(records: Sequence[BaseModel]) -> dict[tuple[str, str], tuple[bool, list[bool]]]:
+Key = tuple[str, str]  # (request id, slot)
+
+
+def _decisions(records: Sequence[BaseModel]) -> dict[Key, tuple[bool, list[bool], float]]:
+    """Per judged caption: kept, the judges' votes, their summed yes-margin."""
     out = {}
     for record in records:
         assert isinstance(record, EnrichedRecord)
@@ -66,8 +80,37 @@ def _decisions(records: Sequence[BaseModel]) -> dict[tuple[str, str], tuple[bool
                 out[(record.request_id, verdict.slot)] = (
                     verdict.keep,
                     [v.vote for v in verdict.votes],
+                    sum(v.score for v in verdict.votes if v.score is not None),
                 )
     return out
+
+
+def authors_decisions(
+    order: Sequence[Key], wrapped: Sequence[OneAtATime]
+) -> dict[Key, tuple[bool, list[str]]]:
+    """Per caption (``order``: the voter's call order), kept by the authors' plurality of
+    the judges' answers (:func:`~workers.vote.plurality_authors`), and those answers."""
+    if any(len(w.answers) != len(order) for w in wrapped):
+        raise ValueError("every judge answers every caption once, in call order")
+    out = {}
+    for n, key in enumerate(order):
+        answers = [w.answers[n] for w in wrapped]
+        out[key] = (plurality_authors(answers), answers)
+    return out
+
+
+def tie_counts(ours: dict[Key, tuple[bool, list[bool], float]]) -> dict[str, Any]:
+    """How often the judges split evenly and which way the summed yes-margin sent the tie."""
+    ties = [k for k, (_, votes, _) in ours.items() if is_tie(votes)]
+    kept = sum(ours[k][0] for k in ties)
+    return {
+        "captions": len(ours),
+        "ties": len(ties),
+        "tie_share": len(ties) / len(ours) if ours else None,
+        "ties_kept": kept,
+        "ties_rejected": len(ties) - kept,
+        "tie_margins": sorted(round(ours[k][2], 3) for k in ties),
+    }
 
 
 def compare_voting(
@@ -86,16 +129,20 @@ def compare_voting(
     began = time.perf_counter()
     theirs_run = run_stage(VoterStage(theirs_judges, voter.mode), captioned, 1)
     theirs_s = time.perf_counter() - began
-    ours, theirs = _decisions(ours_run.outputs), _decisions(theirs_run.outputs)
+    ours = _decisions(ours_run.outputs)
+    theirs_votes = _decisions(theirs_run.outputs)  # the stage's votes; its keep is ignored
+    order = _call_order(captioned)
+    theirs = authors_decisions(order, wrapped)
     keys = sorted(ours.keys() & theirs.keys())
     if not keys:
         return {"skipped": "no captions to judge"}
     decision_agree = sum(ours[k][0] == theirs[k][0] for k in keys) / len(keys)
-    llm_agree = sum(ours[k][1][i] == theirs[k][1][i] for k in keys for i in llm_positions) / (
+    llm_agree = sum(ours[k][1][i] == theirs_votes[k][1][i] for k in keys for i in llm_positions) / (
         len(keys) * len(llm_positions)
     )
     texts = [t for w in wrapped for t in w.texts]
-    failures = sum(parse_judge_answer(t) not in ("yes", "no") for t in texts)
+    answers = [a for w in wrapped if w.texts for a in w.answers]
+    failures = sum(a not in ("yes", "no") for a in answers)
     per_caption_ours = ours_run.seconds / len(keys)
     per_caption_theirs = theirs_s / len(keys)
     return {
@@ -108,11 +155,16 @@ def compare_voting(
         "llm_vote_agreement": llm_agree,
         "authors_parse_failures": failures,
         "authors_answers": len(texts),
+        "authors_answer_counts": {
+            w.name: dict(Counter(w.answers).most_common()) for w in wrapped if w.texts
+        },
+        "authors_winner_neither": sum(
+            Counter(theirs[k][1]).most_common(1)[0][0] not in ("yes", "no") for k in keys
+        ),
         "batched_judge_s": {j.name: j.seconds for j in ours_judges},
         "authors_judge_s": {j.name: j.seconds for j in theirs_judges},
-        "agreement_where_authors_parsed": _parsed_agreement(
-            ours, theirs, _call_order(captioned), wrapped
-        ),
+        "agreement_where_authors_parsed": _parsed_agreement(ours, theirs_votes, order, wrapped),
+        "batched_ties": tie_counts({k: ours[k] for k in keys}),
         "kept_share_batched": sum(ours[k][0] for k in keys) / len(keys),
         "kept_share_authors": sum(theirs[k][0] for k in keys) / len(keys),
         "authors_max_new_tokens": max_new_tokens,
@@ -135,22 +187,21 @@ def _call_order(captioned: Sequence[BaseModel]) -> list[tuple[str, str]]:
 
 
 def _parsed_agreement(
-    ours: dict[tuple[str, str], tuple[bool, list[bool]]],
-    theirs: dict[tuple[str, str], tuple[bool, list[bool]]],
-    order: list[tuple[str, str]],
+    ours: dict[Key, tuple[bool, list[bool], float]],
+    theirs: dict[Key, tuple[bool, list[bool], float]],
+    order: Sequence[Key],
     wrapped: list[OneAtATime],
 ) -> float | None:
     """LLM vote agreement on the captions whose generated answer parsed as yes or no: how
-    the two ways compare where the model followed "Only output yes or no"."""
-    llm = [w for w in wrapped if w.texts]
-    if not llm or len(llm[0].texts) != len(order):
-        return None
-    position = wrapped.index(llm[0])
-    parsed = [
-        k
-        for k, text in zip(order, llm[0].texts, strict=True)
-        if parse_judge_answer(text) in ("yes", "no") and k in ours and k in theirs
+    the two ways compare where the model followed "Only output yes or no" (``order``: the
+    voter's call order, the order of each judge's answers)."""
+    pairs = [
+        (ours[k][1][position], theirs[k][1][position])
+        for position, w in enumerate(wrapped)
+        if w.texts
+        for k, answer in zip(order, w.answers, strict=True)
+        if answer in ("yes", "no") and k in ours and k in theirs
     ]
-    if not parsed:
+    if not pairs:
         return None
-    return sum(ours[k][1][position] == theirs[k][1][position] for k in parsed) / len(parsed)
+    return sum(a == b for a, b in pairs) / len(pairs)

@@ -33,8 +33,12 @@ def parse_answer(text: str, labels: Sequence[str]) -> str | None:
 
 
 def parse_judge_answer(text: str) -> str:
-    """The authors' CQE parse: first 3 characters, lower-cased, without '.' and ','."""
-    return text[:3].lower().replace(".", "").replace(",", "").strip()
+    """The authors' CQE parse (ninglab/CASLIE ``cqe.py``), in their order: newlines become
+    spaces, the text is stripped, its first 3 characters kept, then stripped again, one run
+    of '.' and then of ',' taken off its ends, lower-cased. ``" Yes."`` is ``"yes"``; an
+    answer that is neither (``"sur"``, ``"ye"``) is returned as it is: their vote counts it."""
+    head = text.replace("\n", " ").strip()[:3]
+    return head.strip().strip(".").strip(",").lower()
 
 
 def canonical_json(values: Mapping[str, str], keys: Sequence[str]) -> str:

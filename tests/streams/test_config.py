@@ -15,6 +15,13 @@ def test_defaults() -> None:
     assert topic_name(settings, "catalog") == "caslie.catalog"
 
 
+def test_the_default_cqe_is_a_vote_of_llm_judges_of_two_families() -> None:
+    """The heuristic judges never read the CQE question: opt-in, never a default."""
+    judges = load_settings().voter.judges
+    assert judges == ["smollm2", "gemma3"]
+    assert not {"minilm", "overlap"} & set(judges)
+
+
 def test_env_beats_file_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "caslie.toml"
     config.write_text(

@@ -29,9 +29,18 @@ def test_parse_answer(text: str, labels: list[str], parsed: str | None) -> None:
     assert parse_answer(text, labels) == parsed
 
 
-def test_parse_judge_answer() -> None:
+def test_parse_judge_answer_in_the_authors_order() -> None:
+    """Strip, then three characters, then strip '.' and ',' (ninglab/CASLIE cqe.py)."""
     assert parse_judge_answer("Yes, it helps") == "yes"
     assert parse_judge_answer("No.") == "no"
+    assert parse_judge_answer(" Yes.") == "yes"  # three characters first would give "ye"
+    assert parse_judge_answer("\n\nNo, because") == "no"
+    assert parse_judge_answer("  no") == "no"
+    assert parse_judge_answer("No\nYes") == "no"  # the newline became a space, then stripped
+    # what is neither stays as it is: the authors' vote counts it
+    assert parse_judge_answer("Sure, here") == "sur"
+    assert parse_judge_answer("Y.") == "y"
+    assert parse_judge_answer("") == ""
 
 
 def _random_case(labels: list[str], n: int, seed: int) -> tuple[list[str], list[str | None]]:

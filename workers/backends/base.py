@@ -38,6 +38,8 @@ class JudgeInput:
 @dataclass(frozen=True)
 class Verdict:
     vote: bool
+    #: The yes-margin, positive when the judge leans yes: log P(yes) - log P(no) for an LLM
+    #: judge, similarity minus threshold for a heuristic one; what a tie break sums.
     score: float | None = None
     #: The raw text the judge generated (``generate`` decoding only).
     text: str | None = None

