@@ -97,7 +97,9 @@ class CausalLM(PeftAdapters):
         import torch
 
         with torch.inference_mode():
-            logits = self.model(**self._batch(rows)).logits[:, -1, :]
+            # only the last position's logits: a 262k vocabulary (Gemma) at every position
+            # cost more than the rest of the pass (8 prompts: 18.8 s -> 7.3 s)
+            logits = self.model(**self._batch(rows), logits_to_keep=1).logits[:, -1, :]
         return torch.log_softmax(logits.float(), dim=-1)
 
     def _micro_batches(self, rows: Sequence[Sequence[int]]) -> Iterator[list[int]]:
