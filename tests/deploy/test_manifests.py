@@ -202,6 +202,18 @@ def test_the_gpu_voter_runs_the_papers_five_judges_from_the_shipped_preset() -> 
     }
 
 
+def test_the_gpu_predictor_serves_on_vllm_and_retraining_trains_for_it() -> None:
+    docs = build("gpu")
+    predictor = _by_kind(docs, "Deployment")["caslie-predictor"]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in predictor["containers"][0]["env"]}
+    job = _by_kind(docs, "CronJob")["caslie-retrain"]["spec"]["jobTemplate"]["spec"]
+    job_env = {e["name"]: e.get("value") for e in job["template"]["spec"]["containers"][0]["env"]}
+    assert env["CASLIE_PREDICTOR__BACKEND"] == job_env["CASLIE_PREDICTOR__BACKEND"] == "vllm"
+    assert env["CASLIE_PREDICTOR__MODEL"] == job_env["CASLIE_PREDICTOR__MODEL"]
+    cpu = _by_kind(build("cpu"), "Deployment")["caslie-predictor"]["spec"]["template"]["spec"]
+    assert "CASLIE_PREDICTOR__BACKEND" not in {e["name"] for e in cpu["containers"][0]["env"]}
+
+
 @pytest.mark.parametrize("count", [3, 5, 7])
 def test_judge_presets_are_odd_sets_of_llm_folders(count: int) -> None:
     from streams.config import load_settings

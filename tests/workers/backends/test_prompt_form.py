@@ -58,7 +58,8 @@ def test_mistral_raw_is_the_authors_template(sample: InstructionSample) -> None:
     assert text == sample.mistral_prompt()
     assert text.startswith("[INST] Below is an instruction that describes a task, paired")
     assert text.endswith("\n\n [/INST] ### Response:\n")
-    assert ("### Options:\nA: very positive" in text) == bool(sample.options)
+    # the options as the authors' data holds them: their JSON list text
+    assert ('### Options:\n["A: very positive"' in text) == bool(sample.options)
 
 
 class _BosTokenizer:
