@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training.dataset import InstructionExample
-from workers.backends.prompt_form import DEFAULT_CUTOFF, AnswerTooLong, prompt_ids
+from workers.backends.prompt_form import DEFAULT_CUTOFF, AnswerTooLong, fit_prompt
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +71,22 @@ def encode(example: InstructionExample, lm: Any, cutoff: int) -> tuple[list[int]
     The prompt is ``lm.prompt`` of the example's message (the form serving uses), cut by
     :func:`~workers.backends.prompt_form.fit_prompt` to leave room for the answer and EOS;
     raises :class:`~workers.backends.prompt_form.AnswerTooLong` when the answer itself does
-    not leave a prompt token within ``cutoff``."""
+    not leave a prompt token within ``cutoff``.
+
+    The answer's tokens are those of prompt and answer encoded together, after the prompt's
+    (as the authors tokenized the whole text): on a SentencePiece tokenizer (Llama, Mistral)
+    ``B`` after ``### Response:\n`` is the bare piece ``B``, while ``B`` encoded alone would be
+    ``▁B``, a token serving never sees there. Where the joint encoding does not start with
+    the prompt's own tokens, the answer is encoded alone."""
     tokenizer = lm.tokenizer
-    answer_ids = [
-        *tokenizer.encode(example.output, add_special_tokens=False),
-        tokenizer.eos_token_id,
-    ]
-    prompt = prompt_ids(
-        tokenizer, lm.prompt(example.sample().user_message()), len(answer_ids), cutoff
-    )
+    text = lm.prompt(example.sample().user_message())
+    head = tokenizer.encode(text, add_special_tokens=False)
+    joint = tokenizer.encode(text + example.output, add_special_tokens=False)
+    answer = joint[len(head) :] if joint[: len(head)] == head and len(joint) > len(head) else []
+    if not answer:
+        answer = tokenizer.encode(example.output, add_special_tokens=False)
+    answer_ids = [*answer, tokenizer.eos_token_id]
+    prompt = fit_prompt(head, len(answer_ids), cutoff)
     return prompt + answer_ids, [-100] * len(prompt) + answer_ids
 
 

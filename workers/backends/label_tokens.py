@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+#: The context an answer's first token is also read in (the end of ``### Response:\n``).
+NEWLINE = "\n"
+
 
 class LabelTokens:
     """First-token variants per label for one tokenizer (cached), and label scores."""
@@ -27,12 +30,16 @@ class LabelTokens:
     def variants(self, label: str) -> list[int]:
         """First-token ids of the ways a model may start writing ``label``: an option letter
         as written (``A``, `` A``), a word in its case variants (``yes``, ``Yes``, `` yes``,
-        `` Yes``)."""
+        `` Yes``). Each form counts by its first token alone and after a newline (where an
+        answer starts after ``### Response:\n``: on a SentencePiece tokenizer that is the bare
+        piece ``A``, alone it is ``▁A``); a token that is only whitespace (SentencePiece's
+        ``▁`` that starts `` A`` and `` B`` alike) or that does not begin the label is left
+        out, so no label scores another's text."""
         if label not in self._cache:
-            ids = set()
+            letter = len(label) == 1 and label.isalpha()
             forms = (
                 {label, " " + label}
-                if len(label) == 1 and label.isalpha()
+                if letter
                 else {
                     label,
                     label.capitalize(),
@@ -41,12 +48,32 @@ class LabelTokens:
                     " " + label.capitalize(),
                 }
             )
-            for form in forms:
-                encoded = self.tokenizer.encode(form, add_special_tokens=False)
-                if encoded:
-                    ids.add(encoded[0])
+            ids = {
+                token
+                for form in forms
+                for token in self._first_tokens(form)
+                if self._begins(token, label, letter)
+            }
             self._cache[label] = sorted(ids)
         return self._cache[label]
+
+    def _first_tokens(self, form: str) -> list[int]:
+        """The first token of ``form`` encoded alone and encoded after a newline."""
+        encode = self.tokenizer.encode
+        tokens: list[int] = list(encode(form, add_special_tokens=False)[:1])
+        context = encode(NEWLINE, add_special_tokens=False)
+        after = encode(NEWLINE + form, add_special_tokens=False)
+        if after[: len(context)] == context and len(after) > len(context):
+            tokens.append(after[len(context)])
+        return tokens
+
+    def _begins(self, token: int, label: str, letter: bool) -> bool:
+        """Whether ``token``'s text (spaces aside) is a non-empty start of ``label``, as
+        written for a letter, in any case for a word."""
+        text = str(self.tokenizer.decode([token])).strip()
+        if not text:
+            return False
+        return label.startswith(text) if letter else label.lower().startswith(text.lower())
 
     def scores(self, logprobs: Any, labels: Sequence[str]) -> dict[str, float]:
         """Per legal label, log P(answer starts with label) from one next-token log-softmax

@@ -16,10 +16,14 @@ Forms (``predictor.prompt_format``):
   "mistral"`` or ``mistral`` in the model's name), to ``chat`` otherwise.
 
 Truncation (:func:`fit_prompt`): a prompt and its answer must fit ``cutoff`` tokens. The
-answer is never cut: the prompt keeps its LAST ``cutoff - answer_budget`` tokens (the options
-and the response cue are at the end). ``answer_budget`` is the answer's tokens plus EOS in
-training, ``max_new_tokens`` when generating, 1 when scoring the next token. A budget that
-leaves no room for a single prompt token raises :class:`AnswerTooLong`.
+answer is never cut, and neither are the prompt's two ends: a prompt longer than its room
+(``cutoff - answer_budget`` tokens) keeps its first :data:`HEAD_TOKENS` tokens (at most a
+quarter of the room: the BOS, the chat or ``[INST]`` header, the start of the instruction)
+and as many of its last tokens as fill the room (the options and the response cue); the
+middle, where long inputs (reviews, purchase histories) are, is what goes. ``answer_budget``
+is the answer's tokens plus EOS in training, ``max_new_tokens`` when generating, 1 when
+scoring the next token. A budget that leaves no room for a single prompt token raises
+:class:`AnswerTooLong`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ Setting = Literal["auto", "mistral_raw", "chat"]
 FORMS: tuple[Form, ...] = ("mistral_raw", "chat")
 #: Prompt plus answer tokens, the paper's training cutoff (LoRA ``cutoff``).
 DEFAULT_CUTOFF = 2048
+#: Tokens a cut prompt keeps from its beginning (at most a quarter of its room).
+HEAD_TOKENS = 64
 
 _BODY = "### Instruction:\n{instruction}\n\n### Input:\n{input}"
 _HEAD, _found, _TAIL = MISTRAL_PROMPT_NO_OPTIONS.partition(_BODY)
@@ -82,7 +88,8 @@ def render(tokenizer: Any, user_message: str, form: Form) -> str:
 
 
 def fit_prompt(prompt_ids: Sequence[int], answer_budget: int, cutoff: int) -> list[int]:
-    """``prompt_ids`` cut from the left so that ``answer_budget`` more tokens fit ``cutoff``."""
+    """``prompt_ids`` cut in the middle (head and tail kept, see the module docstring) so
+    that ``answer_budget`` more tokens fit ``cutoff``."""
     if answer_budget < 1:
         raise ValueError(f"the answer budget must be at least one token, not {answer_budget}")
     room = cutoff - answer_budget
@@ -91,7 +98,10 @@ def fit_prompt(prompt_ids: Sequence[int], answer_budget: int, cutoff: int) -> li
             f"an answer of {answer_budget} tokens leaves no room for a prompt within the "
             f"cutoff of {cutoff} tokens"
         )
-    return list(prompt_ids[-room:])
+    if len(prompt_ids) <= room:
+        return list(prompt_ids)
+    head = min(HEAD_TOKENS, room // 4)
+    return [*prompt_ids[:head], *prompt_ids[len(prompt_ids) - (room - head) :]]
 
 
 def prompt_ids(tokenizer: Any, text: str, answer_budget: int, cutoff: int) -> list[int]:

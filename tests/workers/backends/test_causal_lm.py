@@ -119,9 +119,10 @@ def test_generating_judge_parses_the_authors_way(smollm2: CausalLM) -> None:
     assert generated.vote == LlmJudge(smollm2).judge(items)[0].vote
 
 
-def test_long_prompts_lose_their_beginning_never_the_answer_budget(smollm2: CausalLM) -> None:
-    """Every forward pass reads the prompt's last ``cutoff - budget`` tokens: one for
-    scoring, ``max_new_tokens`` for generation; a budget at the cutoff is refused."""
+def test_long_prompts_lose_their_middle_never_the_answer_budget(smollm2: CausalLM) -> None:
+    """Every forward pass reads the prompt fitted to ``cutoff - budget`` tokens (its first
+    quarter and its end): budget one for scoring, ``max_new_tokens`` for generation; a budget
+    at the cutoff is refused."""
     short = CausalLM("smollm2", CACHE, smollm2.model, smollm2.tokenizer, cutoff=24)
     prompt = smollm2.chat_prompt("word " * 60 + "Is fire cold? Only output yes or no.")
     full = smollm2.tokenizer.encode(prompt, add_special_tokens=False)
@@ -132,10 +133,10 @@ def test_long_prompts_lose_their_beginning_never_the_answer_budget(smollm2: Caus
     )
     try:
         [scores] = short.label_logprobs([prompt], [["yes", "no"]])
-        assert seen == [full[-23:]]
+        assert seen == [full[:5] + full[-18:]]  # room 23: head 5, tail 18
         seen.clear()
         [text] = short.generate([prompt], max_new_tokens=4)
-        assert seen[0] == full[-20:]
+        assert seen[0] == full[:5] + full[-15:]  # room 20: head 5, tail 15
     finally:
         hook.remove()
     assert set(scores) == {"yes", "no"} and isinstance(text, str)

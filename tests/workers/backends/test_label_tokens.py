@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.tokenizers import sentencepiece_style
 from workers.backends.label_tokens import LabelTokens
 from workers.models import smollm2_folder
 
@@ -57,3 +58,28 @@ def test_the_article_a_gives_option_a_no_probability(tokenizer: Any) -> None:
     scores = LabelTokens(tokenizer).scores(row, ["A", "B"])
     assert scores["A"] == float("-inf")
     assert scores["B"] == pytest.approx(-5.0)
+
+
+def test_sentencepiece_letters_count_the_bare_piece_and_never_the_shared_space() -> None:
+    """On a SentencePiece tokenizer " A" and " B" both start with the piece ``▁``: counted
+    for the first label it gave A every space's probability. And the answer after
+    ``### Response:\\n`` is the bare piece ``A``, which "A" encoded alone never yields."""
+    import torch
+
+    tokenizer = sentencepiece_style()
+    piece = tokenizer.convert_tokens_to_ids
+    assert tokenizer.encode(" A", add_special_tokens=False) == [piece("▁"), piece("▁A")]
+    assert tokenizer.encode("\nA", add_special_tokens=False) == [
+        piece("▁"),
+        piece("\n"),
+        piece("A"),
+    ]
+    labels = LabelTokens(tokenizer)
+    assert set(labels.variants("A")) == {piece("A"), piece("▁A")}
+    assert set(labels.variants("B")) == {piece("B"), piece("▁B")}
+    assert set(labels.variants("yes")) == {piece(p) for p in ("yes", "▁yes", "Yes", "▁Yes")}
+    row = torch.full((len(tokenizer),), float("-inf"))
+    row[piece("▁")] = -0.1  # a model about to write a space
+    row[piece("B")] = -3.0  # and, less likely, the bare B
+    scores = labels.scores(row, ["A", "B"])
+    assert scores == {"A": float("-inf"), "B": pytest.approx(-3.0)}

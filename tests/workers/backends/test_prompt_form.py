@@ -10,6 +10,7 @@ import pytest
 
 from schemas.tasks.sample import InstructionSample
 from workers.backends.prompt_form import (
+    HEAD_TOKENS,
     AnswerTooLong,
     fit_prompt,
     render,
@@ -99,9 +100,15 @@ def test_fit_prompt_keeps_short_prompts_whole() -> None:
     assert fit_prompt([1, 2, 3], answer_budget=2, cutoff=5) == [1, 2, 3]
 
 
-def test_fit_prompt_keeps_the_end_of_long_prompts() -> None:
-    assert fit_prompt(list(range(10)), answer_budget=3, cutoff=7) == [6, 7, 8, 9]
+def test_fit_prompt_keeps_both_ends_of_long_prompts() -> None:
+    """A quarter of the room (at most HEAD_TOKENS) from the start, the rest from the end."""
+    assert fit_prompt(list(range(10)), answer_budget=3, cutoff=7) == [0, 7, 8, 9]
     assert fit_prompt(list(range(10)), answer_budget=6, cutoff=7) == [9]
+    long = list(range(5000))
+    cut = fit_prompt(long, answer_budget=48, cutoff=2048)
+    assert len(cut) == 2000
+    assert cut[:HEAD_TOKENS] == long[:HEAD_TOKENS]
+    assert cut[HEAD_TOKENS:] == long[-(2000 - HEAD_TOKENS) :]
 
 
 @pytest.mark.parametrize("budget", [7, 8])
