@@ -604,8 +604,8 @@ def eval_command(
     ``cutoff``; JSON tasks (AE) as ``predictor.json_decoding`` says. The JSON output records
     all of it, with per-attribute scores.
 
-    Exit code 2 for contradictory options (--captions other than mv with --data), 1 when a
-    split has no labelled examples or a file is missing."""
+    Exit code 2 for contradictory options (--data with --records; --captions other than mv
+    on a file's claim tasks), 1 when a split has no labelled examples or a file is missing."""
     import orjson
     from rich.console import Console
     from rich.table import Table
@@ -625,18 +625,17 @@ def eval_command(
         problems.append(f"--decoding must be score or generate, not {decoding!r}")
     if data is not None and records is not None:
         problems.append("--data and --records exclude each other")
-    if data is not None and captions != "mv":
-        problems.append(
-            f"--captions {captions} rewrites enriched records; an MMECInstruct file (--data) "
-            "has its prompts built already: use --records DIR or the topics"
-        )
     if problems:
         for problem in problems:
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(ExitCode.USAGE)
     settings = _settings(ctx)
     if data is not None:
-        examples = read_mmec(data)
+        try:
+            examples = [e.with_caption_mode(cast(Captions, captions)) for e in read_mmec(data)]
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(ExitCode.USAGE) from None
     else:
         if records is not None:
             from caslie.prepare import read_prepared

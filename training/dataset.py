@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -58,6 +58,13 @@ def split_for(request_id: str, val: float = 0.1, test: float = 0.1) -> Split:
     if bucket < test + val:
         return "val"
     return "train"
+
+
+#: Which captions an example's prompt carries (the paper's ablations): ``mv``, the CQE
+#: decisions as the voter recorded them (CASLIE); ``uia``, every caption (use-it-all);
+#: ``none``, no caption and no OCR tokens (text only: the uniM3 baseline).
+Captions = Literal["mv", "uia", "none"]
+CAPTIONS: tuple[Captions, ...] = ("mv", "uia", "none")
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,30 @@ class InstructionExample:
         """The sample without its captions (the direct path, MMECInstruct's ``input``)."""
         return get_task(self.task).without_captions(self.sample(), self.kept_captions())
 
+    def with_caption_mode(self, captions: Captions) -> InstructionExample:
+        """This example under a caption ablation, from its ``caption_info``: ``mv`` as it is,
+        ``uia`` every caption merged (CQE's verdicts ignored), ``none`` text only. How an
+        MMECInstruct file, whose prompts are built, takes the ablations of
+        :func:`apply_caption_ablation`. VIT-Pro's claim tasks keep their own input form and
+        take ``mv`` only (``ValueError`` otherwise)."""
+        if captions == "mv":
+            return self
+        if captions not in CAPTIONS:
+            raise ValueError(f"captions must be one of {', '.join(CAPTIONS)}, not {captions!r}")
+        spec = get_task(self.task)
+        if spec.family != "caslie":
+            raise ValueError(
+                f"{self.task}: caption ablations of a file take CASLIE's tasks; use the "
+                "enriched records (--records) for the others"
+            )
+        bare = self.text_only()
+        if captions == "none":
+            return replace(self, input=bare.input_text(), options=bare.options, caption_info={})
+        every = {s: i["caption"] for s, i in self.caption_info.items() if i.get("caption")}
+        merged = spec.with_captions(bare.input, bare.options, every, list(every))
+        info = {s: {"caption": c, "kept": True} for s, c in every.items()}
+        return replace(self, input=merged.input_text(), options=merged.options, caption_info=info)
+
     def sample_answer(self) -> dict[str, object]:
         """The gold answer of a JSON task as an object."""
         value = orjson.loads(self.output)
@@ -106,14 +137,7 @@ class InstructionExample:
         return get_task(self.task).label_of(self.output)
 
 
-#: Which captions an example's prompt carries (the paper's ablations): ``mv``, the CQE
-#: decisions as the voter recorded them (CASLIE); ``uia``, every caption (use-it-all);
-#: ``none``, no caption and no OCR tokens (text only: the uniM3 baseline).
-Captions = Literal["mv", "uia", "none"]
-CAPTIONS: tuple[Captions, ...] = ("mv", "uia", "none")
-
-
-def with_captions(record: EnrichedRecord, captions: Captions) -> EnrichedRecord:
+def apply_caption_ablation(record: EnrichedRecord, captions: Captions) -> EnrichedRecord:
     """``record`` with its keep decisions rewritten for the ``captions`` ablation."""
     if captions == "mv":
         return record
@@ -133,8 +157,8 @@ def example_from(
     record: EnrichedRecord, label: str, split: str | None = None, captions: Captions = "mv"
 ) -> InstructionExample:
     """The instruction example of a labelled record, its prompt built by ``sample_of``
-    after the ``captions`` ablation (:func:`with_captions`)."""
-    record = with_captions(record, captions)
+    after the ``captions`` ablation (:func:`apply_caption_ablation`)."""
+    record = apply_caption_ablation(record, captions)
     kept = {v.slot for v in record.verdicts if v.keep}
     sample = sample_of(record)
     return InstructionExample(

@@ -38,6 +38,7 @@ class Answerers:
         """How answers are produced: what an evaluation's results must record."""
         return {
             "model": self.lm.name,
+            "backend": "transformers",
             "decoding": self.scorer.decoding,
             "prompt_form": self.lm.prompt_form,
             "cutoff": self.lm.cutoff,
@@ -49,7 +50,13 @@ def answerers(settings: Settings, decoding: str | None = None) -> Answerers:
     """A private copy of ``predictor.model`` (adapters go onto it) with the option scorer
     (``decoding``, default ``predictor.decoding``) and JSON extractor
     (``predictor.json_decoding``) the predictor stage would use; prompts in
-    ``predictor.prompt_format``, cut to ``predictor.cutoff``."""
+    ``predictor.prompt_format``, cut to ``predictor.cutoff``.
+
+    Always on transformers: where the predictor serves on vLLM (``predictor.backend =
+    "vllm"``) its answers come from choice-constrained greedy decoding over the same prompt
+    tokens, which picks the label whose first token is likeliest, as option scoring does, but
+    not necessarily the same label where two labels share a first token or the likeliest
+    continuation is not a label's; the results record ``backend`` so that is never hidden."""
     from workers.backends.causal_lm import CausalLM, LlmOptionScorer
     from workers.backends.structured import LlmJsonExtractor
 

@@ -53,7 +53,7 @@ def smollm2_folder(cache_dir: Path) -> Path:
 def gemma3_folder(cache_dir: Path) -> Path:
     """The converted Gemma-3-270M folder: on first use the packaged chunks are assembled
     into one GGUF file (in a folder of this process's own, removed afterwards) and converted
-    (about a minute on two cores); reused afterwards."""
+    (41 s measured on two cores); reused afterwards."""
     target = cache_dir / "models" / "gemma-3-270m"
     if (target / "config.json").is_file():
         return target

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from schemas.tasks.resolving import Tables
 
 AnswerKind = Literal["binary", "lettered", "json"]
-#: Which paper a task comes from (decides the default prompt form).
+#: Which paper a task comes from (CASLIE's tasks take the MMECInstruct input form and the
+#: caption ablations of an imported file; the prompt form is the model's, for every task:
+#: a Mistral-family predictor wraps VIT-Pro's messages in the authors' [INST] form too).
 Family = Literal["caslie", "vitpro"]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"

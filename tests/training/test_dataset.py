@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,10 +14,10 @@ from schemas.tasks.sample import CAPTION_KEY, OCR_KEY
 from training.dataset import (
     MMEC_TASKS,
     Captions,
+    apply_caption_ablation,
     assemble,
     read_mmec,
     split_for,
-    with_captions,
     write_mmec,
 )
 
@@ -248,11 +249,41 @@ def test_caption_ablations_rewrite_the_keep_decisions(
     assert (OCR_KEY in data) == (captions != "none")
     assert example.split == "ood-brands"
     assert record.verdicts[0].keep == voted_keep  # the input record is left as it was
-    ablated = with_captions(record, captions)
+    ablated = apply_caption_ablation(record, captions)
     tokens = [c.ocr_tokens for c in ablated.captions]
     assert tokens == ([] if captions == "none" else ["MUG 350ML"])
 
 
 def test_unknown_caption_ablation_is_refused() -> None:
     with pytest.raises(ValueError, match="mv, uia, none"):
-        with_captions(_enriched("x"), "all")  # type: ignore[arg-type]
+        apply_caption_ablation(_enriched("x"), "all")  # type: ignore[arg-type]
+
+
+def test_a_files_examples_take_the_caption_ablations(tmp_path: Path) -> None:
+    """An MMECInstruct file's prompts are built: uia merges every caption of caption_info
+    whatever CQE said, none leaves the text only, mv keeps the file's decisions."""
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps(_authors_records()[:2]))  # PRP (no, yes) and SR votes
+    prp, sr = read_mmec(path)
+    assert prp.with_caption_mode("mv") is prp
+    every = prp.with_caption_mode("uia")
+    data = json.loads(every.input)
+    assert (
+        data["product 1 information extracted from image"] == "A silver kettle with a black handle."
+    )
+    assert data["product 2 information extracted from image"] == (
+        "Four white cups with a blue floral rim."
+    )
+    assert all(info["kept"] for info in every.caption_info.values())
+    bare = json.loads(prp.with_caption_mode("none").input)
+    assert bare == {"product 1": PRP_TITLES[0], "product 2": PRP_TITLES[1]}
+    assert sr.with_caption_mode("none").options == SR_OPTIONS
+    assert sr.with_caption_mode("uia").options == [
+        f"{option} {caption}"
+        for option, caption in zip(
+            SR_OPTIONS, ["A clear teapot.", "Two small cups.", "A rack."], strict=True
+        )
+    ]
+    claim = dataclasses.replace(prp, task="DD")
+    with pytest.raises(ValueError, match="CASLIE's tasks"):
+        claim.with_caption_mode("uia")

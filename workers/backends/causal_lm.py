@@ -6,8 +6,9 @@ answers' first tokens (``A``/`` A``, ``yes``/``Yes`` ...): the answer is always 
 there are no parse failures by construction.
 
 uniM3 prompts are rendered in the model's prompt form and cut to its cutoff by
-:mod:`workers.backends.prompt_form` (the rule training uses too); judges keep the chat
-template.
+:mod:`workers.backends.prompt_form` (the rule training uses too); judges ask under the
+model's chat template, or, for a base model without one (Gemma-3-270M), the question after
+its BOS followed by ``\nAnswer:`` (:class:`LlmJudge`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from schemas.tasks.answers import parse_answer, parse_judge_answer
 from workers.backends.base import Choice, JudgeInput, Verdict
 from workers.backends.label_tokens import LabelTokens
 from workers.backends.peft_adapters import PeftAdapters
-from workers.backends.prompt_form import DEFAULT_CUTOFF, prompt_ids, render, resolve_form
+from workers.backends.prompt_form import (
+    DEFAULT_CUTOFF,
+    default_bos,
+    prompt_ids,
+    render,
+    resolve_form,
+)
 from workers.models import load_causal_lm
 
 MICRO_BATCH = 8
@@ -184,8 +191,7 @@ class LlmJudge:
         tokenizer = self.lm.tokenizer
         if getattr(tokenizer, "chat_template", None):
             return self.lm.chat_prompt(question)
-        start = tokenizer.decode(tokenizer.encode("", add_special_tokens=True))
-        return f"{start}{question}{self.BASE_ANSWER_CUE}"
+        return f"{default_bos(tokenizer)}{question}{self.BASE_ANSWER_CUE}"
 
     def judge(self, items: Sequence[JudgeInput]) -> list[Verdict]:
         prompts = [self.prompt(item.prompt) for item in items]

@@ -61,7 +61,7 @@ def resolve_form(setting: str, model_type: str | None, name: str) -> Form:
     return "mistral_raw" if mistral else "chat"
 
 
-def _default_bos(tokenizer: Any) -> str:
+def default_bos(tokenizer: Any) -> str:
     """The BOS text the tokenizer puts in front of an encoding by default, or ``""``."""
     bos = getattr(tokenizer, "bos_token", None)
     if tokenizer is None or not bos:
@@ -74,7 +74,7 @@ def render(tokenizer: Any, user_message: str, form: Form) -> str:
     """The full prompt text of ``user_message`` (the uniM3 Instruction / Input / Options
     text) in ``form``; ``tokenizer`` gives the chat template and the BOS (``None``: none)."""
     if form == "mistral_raw":
-        return _default_bos(tokenizer) + _HEAD + user_message + _TAIL
+        return default_bos(tokenizer) + _HEAD + user_message + _TAIL
     if form != "chat":
         raise ValueError(f"unknown prompt form {form!r}")
     if getattr(tokenizer, "chat_template", None):

@@ -141,6 +141,9 @@ class LoraEngine:
         vllm = _vllm()
         self.vllm = vllm
         self.max_lora_rank = lora_rank_slot(max_lora_rank)
+        # the tokenizer prompt_form renders with: vLLM's own Mistral tokenizer mode has
+        # neither the chat template nor the encode() the transformers path uses
+        engine.setdefault("tokenizer_mode", "hf")
         self.llm = vllm.LLM(
             model=model,
             enable_lora=True,
@@ -188,11 +191,14 @@ class LoraEngine:
     ) -> list[Any]:
         """The one way prompts reach the engine: each user message rendered in the
         predictor's prompt form and fitted to the cutoff with ``answer_budget`` tokens left for
-        the answer, exactly as the transformers path does
+        the answer, by the rule the transformers path uses
         (:func:`~workers.backends.prompt_form.render`,
         :func:`~workers.backends.prompt_form.prompt_ids`: token ids without added special
         tokens, the form wrote them), generated under its ``params`` with adapter ``adapter``
-        (``None``: the bare base model)."""
+        (``None``: the bare base model). The budget is what the answer may take (a choice:
+        :data:`CHOICE_TOKENS`; an object: its schema's bound), so a prompt cut here keeps a
+        few tokens less than the transformers scorer's, whose budget is the one token it
+        reads."""
         if adapter is not None and adapter not in self._adapters:
             raise KeyError(f"adapter {adapter} is not loaded")
         if not user_messages:

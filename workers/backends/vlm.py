@@ -45,8 +45,9 @@ class TransformersVlmCaptioner:
         if tokenizer.pad_token is None:  # batches need padding; many chat tokenizers lack it
             tokenizer.pad_token = tokenizer.eos_token
 
-    def encode(self, items: Sequence[CaptionInput]) -> Any:
-        """The processor's batch for ``items`` (left-padded tensors on the model's device)."""
+    def chat_texts(self, items: Sequence[CaptionInput]) -> list[str]:
+        """Each item's prompt under the model's chat template (one image, the instruction
+        said once)."""
         texts: list[str] = [
             self.processor.apply_chat_template(
                 [
@@ -62,6 +63,11 @@ class TransformersVlmCaptioner:
             )
             for item in items
         ]
+        return texts
+
+    def encode(self, items: Sequence[CaptionInput]) -> Any:
+        """The processor's batch for ``items`` (left-padded tensors on the model's device)."""
+        texts = self.chat_texts(items)
         bos = getattr(getattr(self.processor, "tokenizer", self.processor), "bos_token", None)
         templated_bos = isinstance(bos, str) and bos != "" and all(t.startswith(bos) for t in texts)
         batch = self.processor(

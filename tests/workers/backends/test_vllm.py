@@ -165,6 +165,7 @@ def test_scorer_and_extractor_send_the_chat_prompt_through_one_engine(
     assert [c.label for c in choices] == ["B", "yes"]
     assert objects == [{"Brand": "x", "Color": "x"}]
     assert len(fake.engines) == 1
+    assert fake.engines[0][0]["tokenizer_mode"] == "hf"  # the tokenizer prompt_form renders with
     scored, extracted = fake.calls
     chat = CausalLM("smollm2", CACHE, model=object(), tokenizer=tokenizer).chat_prompt
     assert scored.prompts == [

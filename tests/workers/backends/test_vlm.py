@@ -64,14 +64,16 @@ def test_the_prompt_says_the_instruction_once_and_no_bos_is_doubled(
     items = _items()
     tokenizer = captioner.processor.tokenizer
     batch = captioner.encode(items)
-    for item, row, mask in zip(items, batch["input_ids"], batch["attention_mask"], strict=True):
+    templated = captioner.chat_texts(items)
+    rows = zip(items, templated, batch["input_ids"], batch["attention_mask"], strict=True)
+    for item, chat, row, mask in rows:
         ids = row[mask.bool()].tolist()
         text = tokenizer.decode(ids, skip_special_tokens=False)
         rest = item.prompt.split("image. ", 1)[1]
         assert f"{CONCISE_CAPTION} {rest}" in text
         assert text.count("caption for the product in the image") == 1
         # every BOS in the ids is one the chat template wrote: the processor added none
-        assert ids.count(tokenizer.bos_token_id) == text.count(tokenizer.bos_token)
+        assert ids.count(tokenizer.bos_token_id) == chat.count(tokenizer.bos_token)
         assert [ids[0], ids[1]] != [tokenizer.bos_token_id] * 2
 
 
