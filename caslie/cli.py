@@ -602,7 +602,8 @@ def eval_command(
     each split apart (in-domain ``test`` beside out-of-domain tags). Answers are produced as
     the predictor serves them: ``predictor.decoding`` (or --decoding), ``prompt_format``,
     ``cutoff``; JSON tasks (AE) as ``predictor.json_decoding`` says. The JSON output records
-    all of it, with per-attribute scores.
+    all of it, with per-attribute scores (AE) and a listing task's other metrics and
+    per-category scores; the table shows the other metrics (strict) under the task's row.
 
     Exit code 2 for contradictory options (--data with --records; --captions other than mv
     on a file's claim tasks), 1 when a split has no labelled examples or a file is missing."""
@@ -705,6 +706,9 @@ def eval_command(
                     str(s.failures),
                     str(s.n),
                 )
+                for metric, value in (s.extra or {}).items():
+                    row = (name_of_split, label, code, metric, "", f"{value:.3f}")
+                    table.add_row(*row, str(s.failures), str(s.n))
     Console().print(table)
     if json_path is not None:
         report = {"evaluation": described, "splits": results}

@@ -2,7 +2,9 @@
 
 Option and yes/no tasks are answered by an option scorer (``score`` or ``generate``
 decoding); JSON tasks (AE) by a JSON extractor (constrained or free decoding). Each answer is
-parsed by its task and scored by the task's metric (:func:`training.metrics.score_task`).
+parsed by its task and scored by the task's metric (:func:`training.metrics.score_task`); a
+listing task's score adds the other listing metrics and per-category scores, from each
+example's options (its allowed aspect names) and its input's ``category`` (:func:`category_of`).
 :func:`answerers` builds both from the predictor's settings (model, decoding, prompt form,
 cutoff, JSON decoding), so ``caslie eval`` and the retrain gate measure what is served.
 """
@@ -13,6 +15,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from schemas.images import ImageRef
 from schemas.tasks.answers import canonical_json
@@ -95,6 +99,19 @@ def direct_inputs(examples: Sequence[InstructionExample], images: ImageSettings)
     return inputs
 
 
+def category_of(example: InstructionExample) -> str:
+    """The ``category`` of the example's input JSON (a listing's); ``""`` where it has none."""
+    value = orjson.loads(example.input)
+    category = value.get("category") if isinstance(value, dict) else None
+    return category if isinstance(category, str) else ""
+
+
+def _score(task: str, items: Sequence[InstructionExample], pred: Sequence[str | None]) -> TaskScore:
+    gold = [e.label() for e in items]
+    allowed = [e.options for e in items]
+    return score_task(task, gold, pred, allowed, [category_of(e) for e in items])
+
+
 def evaluate(
     scorer: Any,
     examples: Sequence[InstructionExample],
@@ -116,13 +133,11 @@ def evaluate(
         spec = get_task(task)
         if spec.answer == "json" and (extractor is None or direct is not None):
             continue  # no extractor; the direct path scores options only
-        gold: list[str] = []
         pred: list[str | None] = []
         for start in range(0, len(items), batch):
             chunk = items[start : start + batch]
             labels = [spec.labels(e.options) for e in chunk]
             prompts = [e.sample().user_message() for e in chunk]
-            gold += [e.label() for e in chunk]
             if spec.answer == "json":
                 objects = extractor.extract(prompts, labels, adapter)
                 pred += [
@@ -138,7 +153,7 @@ def evaluate(
                 spec.parse(choice.text, legal) if choice.text is not None else choice.label
                 for choice, legal in zip(choices, labels, strict=True)
             ]
-        results[task] = score_task(task, gold, pred)
+        results[task] = _score(task, items, pred)
     return results
 
 
@@ -160,5 +175,5 @@ def majority_baseline(examples: Sequence[InstructionExample]) -> dict[str, TaskS
             most = canonical_json(dict(zip(keys, values, strict=True)), keys)
         else:
             most = Counter(gold).most_common(1)[0][0]
-        results[task] = score_task(task, gold, [most] * len(gold))
+        results[task] = _score(task, items, [most] * len(gold))
     return results
