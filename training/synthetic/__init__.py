@@ -21,7 +21,9 @@ What a model can learn from which input:
 - **Seeing damage needs a VLM** (image input): the overlays are shapes and colours, not text.
 
 Entry points: :func:`generate` (a :class:`SyntheticSet` of JSON-ready events and labels, images
-under the folder) and ``python -m training.synthetic OUT --claims N --seed S``.
+under the folder) and ``python -m training.synthetic OUT --claims N --seed S``. Listings for
+OPAL's LG task (seller photos, aspect schemas, reference and noisy seller listings):
+:func:`~training.synthetic.listings.generate_listings`, ``--listings M``.
 """
 
 from training.synthetic.claims import (

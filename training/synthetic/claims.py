@@ -98,7 +98,7 @@ class SyntheticSet:
         return written
 
 
-def _save(image: Image.Image, path: Path) -> dict[str, str]:
+def save_png(image: Image.Image, path: Path) -> dict[str, str]:
     image.save(path, format="PNG")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return {"url": path.resolve().as_uri(), "sha256": digest}
@@ -190,7 +190,7 @@ def generate(
         product = sample_product(rng, rng.choice(by_split[split]))
         product_id = f"syn{seed}-p{j:05d}"
         art = draw_pack(product, rng, catalog=True)
-        ref = _save(catalog_shot(art), images / f"{product_id}.png")
+        ref = save_png(catalog_shot(art), images / f"{product_id}.png")
         catalog.append(
             {
                 "product_id": product_id,
@@ -231,7 +231,7 @@ def generate(
                 sticker(art, rng)
             damage(art, kinds, rng)
             shown |= art.shown()
-            refs.append(_save(photo(art, rng), images / f"{claim_id}-{k}.png"))
+            refs.append(save_png(photo(art, rng), images / f"{claim_id}-{k}.png"))
         said = complaint(rng, text, listed, kinds, matched)
         claims.append(
             {

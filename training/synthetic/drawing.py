@@ -103,7 +103,7 @@ def pack_fill(rng: random.Random, colour: str) -> RGB:
     return base
 
 
-def _text_colour(rng: random.Random, background: RGB) -> RGB:
+def text_colour(rng: random.Random, background: RGB) -> RGB:
     return rng.choice(DARK_TEXT if dark_text(background) else LIGHT_TEXT)
 
 
@@ -140,7 +140,7 @@ def _lines(product: Product, rng: random.Random, catalog: bool) -> list[tuple[st
     return lines
 
 
-def _print(
+def print_lines(
     draw: ImageDraw.ImageDraw,
     lines: list[tuple[str, str, int]],
     area: Box,
@@ -206,7 +206,7 @@ def draw_pack(
     picked = rng.choice(LAYOUTS)
     layout = layout or picked
     lines = _lines(product, rng, catalog)
-    text_colour = _text_colour(rng, fill)
+    ink = text_colour(rng, fill)
     parts: dict[str, Box] = {}
     cap_fill: RGB | None = None
     cw, ch = CANVAS
@@ -287,7 +287,7 @@ def draw_pack(
         draw.rectangle(
             (face[0], stripe_y, face[2], min(face[3] - 4, stripe_y + 10)), fill=shade(fill, 0.75)
         )
-    text = _print(draw, lines, area, text_colour, rng, layout, brand_face, text_face)
+    text = print_lines(draw, lines, area, ink, rng, layout, brand_face, text_face)
     return PackArt(img, product, fill, face, parts, text, cap_fill=cap_fill)
 
 
@@ -310,7 +310,7 @@ def dark_text(fill: RGB) -> bool:
 
 
 def _scene_tones(
-    tones: tuple[tuple[str, RGB], ...], art: PackArt, *avoid: str
+    tones: tuple[tuple[str, RGB], ...], fill: RGB, colour: str, *avoid: str
 ) -> list[tuple[str, RGB]]:
     """Tones not named like the pack (or ``avoid``), on the text's side of the pack's luma.
 
@@ -319,12 +319,12 @@ def _scene_tones(
     Keeping the scene on the text's side (darker behind dark text, lighter behind light text)
     leaves the pack alone on its side of the threshold.
     """
-    pack = _luma(art.fill)
-    if dark_text(art.fill):
+    pack = _luma(fill)
+    if dark_text(fill):
         side = [t for t in tones if _luma(t[1]) <= pack - LUMA_GAP]
     else:
         side = [t for t in tones if _luma(shade(t[1], 0.88)) >= pack + LUMA_GAP]
-    named = [t for t in side if t[0] != art.product.colour and t[0] not in avoid]
+    named = [t for t in side if t[0] != colour and t[0] not in avoid]
     return named or side or list(tones)
 
 
@@ -334,11 +334,23 @@ def photo(art: PackArt, rng: random.Random) -> Image.Image:
     The wall has a lit and a shaded part and the table two wood tones, so neither forms one big
     block of colour: the pack stays the largest single colour of the photo.
     """
-    colour = art.product.colour
-    wall_name, wall = rng.choice(_scene_tones(WALLS, art, colour))
-    _, table = rng.choice(_scene_tones(TABLES, art, colour, wall_name))
-    scene = Image.new("RGB", (SIZE, SIZE), wall)
-    draw = ImageDraw.Draw(scene, "RGBA")
+    return scene(art.image, art.fill, art.product.colour, rng, art.puddle)
+
+
+def scene(
+    cutout: Image.Image,
+    fill: RGB,
+    colour: str,
+    rng: random.Random,
+    puddle: RGB | None = None,
+) -> Image.Image:
+    """:func:`photo` of any RGBA ``cutout`` whose main fill is ``fill`` (colour name
+    ``colour``): the scene avoids that colour and keeps to the text's side of its luma; a
+    ``puddle`` colour pools a spill on the table under it."""
+    wall_name, wall = rng.choice(_scene_tones(WALLS, fill, colour))
+    _, table = rng.choice(_scene_tones(TABLES, fill, colour, wall_name))
+    canvas = Image.new("RGB", (SIZE, SIZE), wall)
+    draw = ImageDraw.Draw(canvas, "RGBA")
     split = rng.randint(SIZE // 4, 3 * SIZE // 4)
     lean = rng.randint(-80, 80)
     shaded = [(split, 0), (SIZE, 0), (SIZE, SIZE), (split + lean, SIZE)]
@@ -353,8 +365,8 @@ def photo(art: PackArt, rng: random.Random) -> Image.Image:
         draw.rectangle((0, y, SIZE, y + plank), fill=shade(table, 1.0 if tone == 0 else 0.88))
         y += plank
         tone ^= 1
-    box = _bounds(art.image)
-    pack = art.image.crop(box)
+    box = _bounds(cutout)
+    pack = cutout.crop(box)
     scale = rng.uniform(0.84, 0.94) * min(SIZE / pack.width, SIZE / pack.height)
     pack = pack.resize(
         (round(pack.width * scale), round(pack.height * scale)), Image.Resampling.LANCZOS
@@ -364,25 +376,25 @@ def photo(art: PackArt, rng: random.Random) -> Image.Image:
     y = max(0, SIZE - pack.height - rng.randint(4, 14))
     shadow_y = min(SIZE - 8, y + pack.height - 10)
     draw.ellipse((x + 30, shadow_y - 10, x + pack.width - 30, shadow_y + 12), fill=(0, 0, 0, 70))
-    if art.puddle is not None:
+    if puddle is not None:
         px = x + pack.width // 2 + rng.randint(-60, 60)
         for _ in range(3):
             rx, ry = rng.randint(50, 110), rng.randint(12, 24)
             dx = rng.randint(-50, 50)
             draw.ellipse(
-                (px + dx - rx, shadow_y - ry, px + dx + rx, shadow_y + ry), fill=(*art.puddle, 190)
+                (px + dx - rx, shadow_y - ry, px + dx + rx, shadow_y + ry), fill=(*puddle, 190)
             )
-    scene.paste(pack, (x, y), pack)
-    return ImageEnhance.Brightness(scene).enhance(_lighting(rng, art.fill, colour))
+    canvas.paste(pack, (x, y), pack)
+    return ImageEnhance.Brightness(canvas).enhance(_lighting(rng, fill, colour))
 
 
 def catalog_shot(art: PackArt) -> Image.Image:
     """The listing image: the art square-on, centred on a plain light background."""
     background = (92, 94, 100) if dark_text(art.fill) else (248, 248, 248)
-    scene = Image.new("RGB", (SIZE, SIZE), background)
+    canvas = Image.new("RGB", (SIZE, SIZE), background)
     scale = min(SIZE * 0.94 / CANVAS[0], SIZE * 0.94 / CANVAS[1])
     pack = art.image.resize(
         (round(CANVAS[0] * scale), round(CANVAS[1] * scale)), Image.Resampling.LANCZOS
     )
-    scene.paste(pack, ((SIZE - pack.width) // 2, (SIZE - pack.height) // 2), pack)
-    return scene
+    canvas.paste(pack, ((SIZE - pack.width) // 2, (SIZE - pack.height) // 2), pack)
+    return canvas

@@ -29,3 +29,16 @@ def test_the_cli_has_help_and_refuses_bad_keys(
     with pytest.raises(SystemExit) as refused:
         main([str(tmp_path / "x"), "--keys", "Flavour"])
     assert refused.value.code == 2
+
+
+def test_the_cli_writes_listings_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main([str(out), "--claims", "0", "--listings", "6", "--seed", "1"]) == 0
+    assert not (out / "claims.jsonl").exists()
+    labels = (out / "listings" / "labels.jsonl").read_bytes().splitlines()
+    assert [orjson.loads(line)["task"] for line in labels] == ["LG"] * 6
+    assert len(orjson.loads((out / "listings" / "aspect_schemas.json").read_bytes())) == 4
+    assert "6 LG listings" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main([str(tmp_path / "y"), "--claims", "0"])
+    assert refused.value.code == 2
