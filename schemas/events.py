@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from schemas.base import Identifier, LongText, Record, ShortText
 from schemas.images import ImageRef
@@ -77,9 +77,11 @@ class ListingEvent(Record):
     event_time: float | None = None
 
 
-class AspectSpec(Record):
+class AspectSpec(BaseModel):
     """One aspect of a category: its name, whether a listing must fill it, and its allowed
-    values (``None``: free text)."""
+    values (``None``: free text). Part of :class:`AspectSchemaEvent` and of LG's requests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=40)
     required: bool = False
