@@ -48,7 +48,7 @@ class ImageSlot(_Part):
     """One image to caption, with the values its caption and judge prompts need.
 
     Slot names: ``product``, ``review``, ``product1``/``product2`` (PRP), ``history/N`` and
-    ``option/L`` (SR), ``claim/N`` and ``reference`` (claim tasks).
+    ``option/L`` (SR), ``claim/N`` and ``reference`` (claim tasks), ``listing/N`` (LG).
     """
 
     slot: str = Field(min_length=1, max_length=64)
