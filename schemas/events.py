@@ -1,4 +1,5 @@
-"""Events that users produce: catalog products, reviews, claims, and task queries.
+"""Events that users produce: catalog products, reviews, claims, listings (with their
+categories' aspect schemas), and task queries.
 
 Query events name products (and claims) by id; the router resolves them into self-contained
 :class:`schemas.records.TaskRequest` records. Each task's query model lives in its task module
@@ -7,7 +8,10 @@ Query events name products (and claims) by id; the router resolves them into sel
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from schemas.base import Identifier, LongText, Record, ShortText
 from schemas.images import ImageRef
@@ -55,6 +59,57 @@ class ClaimEvent(Record):
     images: list[ImageRef] = Field(min_length=1, max_length=8)
     order_id: Identifier | None = None
     event_time: float | None = None
+
+
+#: A listing's seller text is bounded (OPAL: a short note the seller typed).
+SELLER_TEXT_LIMIT = 2_000
+
+
+class ListingEvent(Record):
+    """A seller's new item (topic ``listings``, keyed by ``listing_id``): its category and
+    photos, and what the seller typed. OPAL's LG drafts the listing (title and aspects)."""
+
+    listing_id: Identifier
+    #: The marketplace category (``womens-shoes``), the key of its aspect schema.
+    category: Identifier
+    images: list[ImageRef] = Field(min_length=1, max_length=8)
+    seller_text: str | None = Field(default=None, max_length=SELLER_TEXT_LIMIT)
+    event_time: float | None = None
+
+
+class AspectSpec(BaseModel):
+    """One aspect of a category: its name, whether a listing must fill it, and its allowed
+    values (``None``: free text). Part of :class:`AspectSchemaEvent` and of LG's requests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=40)
+    required: bool = False
+    values: list[ShortText] | None = Field(default=None, min_length=1, max_length=200)
+
+
+class AspectSchemaEvent(Record):
+    """The aspects a category's listings may carry (compacted topic ``aspect_schemas``, keyed
+    by ``category``); an update applies to the listings that arrive after it."""
+
+    category: Identifier
+    aspects: list[AspectSpec] = Field(min_length=1, max_length=50)
+    event_time: float | None = None
+
+    @field_validator("aspects")
+    @classmethod
+    def _distinct(cls, aspects: list[AspectSpec]) -> list[AspectSpec]:
+        names = [a.name for a in aspects]
+        if len(set(names)) != len(names):
+            raise ValueError(f"aspect names repeat: {names}")
+        return aspects
+
+
+def load_aspect_schemas(path: Path) -> list[AspectSchemaEvent]:
+    """A JSON file holding a list of :class:`AspectSchemaEvent` objects (tests, fixtures);
+    raises ``pydantic.ValidationError`` for a bad one."""
+    adapter = TypeAdapter(list[AspectSchemaEvent])
+    return adapter.validate_python(orjson.loads(path.read_bytes()))
 
 
 class Query(Record):

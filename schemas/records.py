@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.base import Identifier, Record
+from schemas.events import AspectSpec
 from schemas.images import ImageRef
 
 
@@ -47,7 +48,7 @@ class ImageSlot(_Part):
     """One image to caption, with the values its caption and judge prompts need.
 
     Slot names: ``product``, ``review``, ``product1``/``product2`` (PRP), ``history/N`` and
-    ``option/L`` (SR), ``claim/N`` and ``reference`` (claim tasks).
+    ``option/L`` (SR), ``claim/N`` and ``reference`` (claim tasks), ``listing/N`` (LG).
     """
 
     slot: str = Field(min_length=1, max_length=64)
@@ -61,10 +62,12 @@ class TaskRequest(Record):
 
     request_id: Identifier
     task: TaskName
-    #: Task inputs; keys per task spec (e.g. AP: ``question``, ``document``).
-    inputs: dict[str, str | list[str]]
-    #: Option strings (``"A: ..."``); empty for yes/no tasks; the keys to fill for JSON ones.
-    options: list[str] = Field(default_factory=list, max_length=20)
+    #: Task inputs; keys per task spec (e.g. AP: ``question``, ``document``; LG's
+    #: ``aspect_schema``: its category's aspects).
+    inputs: dict[str, str | list[str] | list[AspectSpec]]
+    #: Option strings (``"A: ..."``); empty for yes/no tasks; the keys to fill for JSON ones
+    #: (LG: the category's aspect names, up to 50).
+    options: list[str] = Field(default_factory=list, max_length=50)
     slots: list[ImageSlot] = Field(default_factory=list, max_length=48)
     adapter: Identifier | None = None
     #: Stage name -> epoch seconds when that stage emitted the record.

@@ -10,7 +10,15 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.dlq import DlqEnvelope
-from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent, parse_query
+from schemas.events import (
+    AspectSchemaEvent,
+    ClaimEvent,
+    ListingEvent,
+    ProductEvent,
+    Query,
+    ReviewEvent,
+    parse_query,
+)
 from schemas.records import (
     AdapterAnnouncement,
     CaptionedRecord,
@@ -27,6 +35,8 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
         "catalog": ProductEvent,
         "reviews": ReviewEvent,
         "claims": ClaimEvent,
+        "listings": ListingEvent,
+        "aspect_schemas": AspectSchemaEvent,
         # one model per task, picked by ``task`` (schemas.tasks.registry)
         "queries": Query,
         "requests": TaskRequest,
@@ -40,6 +50,8 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
         "router.products": ProductEvent,
         "router.reviews": RecentReviews,
         "router.claims": ClaimEvent,
+        "router.listings": ListingEvent,
+        "router.aspect_schemas": AspectSchemaEvent,
     }
 )
 _ADAPTERS = {name: TypeAdapter(tp) for name, tp in TOPIC_TYPES.items()}

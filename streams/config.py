@@ -66,6 +66,9 @@ class RouterSettings(_Section):
     auto_sa: bool = False
     #: Claim tasks asked of every new claim on ``claims`` (VIT-Pro's DD, PM, AE).
     claim_tasks: list[str] = Field(default_factory=lambda: ["DD", "PM", "AE"])
+    #: Tasks asked of every new listing on ``listings`` (OPAL's LG), each once its category's
+    #: aspect schema is known.
+    listing_tasks: list[str] = Field(default_factory=lambda: ["LG"])
     #: The attributes AE reads when a query names none (unset: the task's default keys).
     attribute_keys: list[str] | None = Field(default=None, min_length=1, max_length=20)
     #: This replica's RocksDB folder (tables + changelog checkpoint); one folder per replica,
@@ -77,7 +80,7 @@ class RouterSettings(_Section):
     #: RocksDB write buffers (memtables) of all tables together, in MiB.
     state_write_buffer_mb: int = Field(default=16, ge=2)
 
-    @field_validator("claim_tasks")
+    @field_validator("claim_tasks", "listing_tasks")
     @classmethod
     def _registered_claim_tasks(cls, codes: list[str]) -> list[str]:
         from schemas.tasks.registry import is_task, task_codes  # not at start-up: ~35 ms

@@ -31,6 +31,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("catalog", key="product_id", compacted=True),
     TopicSpec("reviews", key="product_id"),
     TopicSpec("claims", key="claim_id"),
+    TopicSpec("listings", key="listing_id"),
+    # A category's aspect schema: the latest one per category is the one in force.
+    TopicSpec("aspect_schemas", key="category", compacted=True),
     TopicSpec("queries", key="request_id"),
     TopicSpec("requests", key="request_id"),
     TopicSpec("captioned", key="request_id"),
@@ -46,6 +49,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("router.products", key="product_id", compacted=True),
     TopicSpec("router.reviews", key="product_id", compacted=True),
     TopicSpec("router.claims", key="claim_id", compacted=True),
+    TopicSpec("router.listings", key="listing_id", compacted=True),
+    TopicSpec("router.aspect_schemas", key="category", compacted=True),
 )
 BY_LOGICAL = {spec.logical: spec for spec in TOPICS}
 
@@ -78,8 +83,16 @@ class StageLayout:
 LAYOUT: tuple[StageLayout, ...] = (
     StageLayout(
         "router",
-        ("catalog", "reviews", "claims", "queries"),
-        ("requests", "queries.waiting", "router.products", "router.reviews", "router.claims"),
+        ("catalog", "reviews", "claims", "listings", "aspect_schemas", "queries"),
+        (
+            "requests",
+            "queries.waiting",
+            "router.products",
+            "router.reviews",
+            "router.claims",
+            "router.listings",
+            "router.aspect_schemas",
+        ),
     ),
     StageLayout("router.waiting", ("queries.waiting",), ("requests", "queries.waiting")),
     StageLayout("captioner", ("requests",), ("captioned",)),

@@ -1,6 +1,7 @@
 """uniM3: assemble the input (kept captions and OCR tokens in, rejected captions out) through
 the request's task, pick the adapter, and answer with a legal answer every time: an option or
-yes/no by option scoring, a JSON object (AE) by schema-constrained decoding."""
+yes/no by option scoring, a JSON object (AE's keys; LG's listing draft under its category's
+schema, :meth:`~schemas.tasks.spec.Task.answer_schema`) by schema-constrained decoding."""
 
 from __future__ import annotations
 
@@ -126,12 +127,15 @@ class PredictorStage:
         for adapter, indices in groups.items():
             options: list[int] = []
             objects: list[int] = []
+            drafts: list[int] = []
             direct: list[int] = []
             for i in indices:
+                task = get_task(records[i].task)
                 if self.direct is not None and self.direct.wants(records[i]):
                     direct.append(i)
-                elif get_task(records[i].task).answer == "json":
-                    objects.append(i)
+                elif task.answer == "json":
+                    has_schema = task.answer_schema(records[i]) is not None
+                    (drafts if has_schema else objects).append(i)
                 else:
                     options.append(i)
             if direct:
@@ -150,6 +154,8 @@ class PredictorStage:
                 results[i] = self._emit(records[i], adapter, answer)
             for i, obj in zip(objects, self._extract(records, objects, adapter), strict=True):
                 results[i] = self._emit(records[i], adapter, obj)
+            for i, text in zip(drafts, self._drafts(records, drafts, adapter), strict=True):
+                results[i] = self._emit(records[i], adapter, text)
         return [r for r in results if r is not None]
 
     def _choose(
@@ -176,11 +182,33 @@ class PredictorStage:
         with metrics.MODEL_SECONDS.labels(STAGE, self.extractor.name).time():
             return list(self.extractor.extract(prompts, keys, adapter))
 
+    def _drafts(
+        self, records: Sequence[EnrichedRecord], indices: list[int], adapter: str | None
+    ) -> list[str | None]:
+        """One label per record decoded under its task's own schema (LG): the task's parse of
+        the JSON text (canonical), :data:`FAILED` where free decoding wrote none; ``None``
+        for every record when there is no extractor."""
+        if not indices:
+            return []
+        if self.extractor is None:
+            return [None] * len(indices)
+        tasks = [get_task(records[i].task) for i in indices]
+        prompts = [sample_of(records[i]).user_message() for i in indices]
+        schemas = [
+            task.answer_schema(records[i]) or {} for task, i in zip(tasks, indices, strict=True)
+        ]
+        with metrics.MODEL_SECONDS.labels(STAGE, self.extractor.name).time():
+            texts = self.extractor.generate_json(prompts, schemas, adapter)
+        return [
+            task.parse(text, records[i].options) or FAILED
+            for task, i, text in zip(tasks, indices, texts, strict=True)
+        ]
+
     def _emit(
         self,
         record: EnrichedRecord,
         adapter: str | None,
-        answer: Choice | dict[str, str] | None,
+        answer: Choice | dict[str, str] | str | None,
         model: str | None = None,
     ) -> Result:
         if answer is None:
@@ -197,6 +225,10 @@ class PredictorStage:
             scores = answer.scores
             option = next((o for o in record.options if o.split(":", 1)[0] == label), None)
             obj = None
+        elif isinstance(answer, str):  # a draft's canonical text (LG), or FAILED
+            assert self.extractor is not None
+            model = self.extractor.name
+            label, option, obj = answer, None, None
         else:
             assert self.extractor is not None
             model = self.extractor.name
@@ -206,8 +238,9 @@ class PredictorStage:
                 label, option, obj = FAILED, None, None
         timestamps = {**record.timestamps, STAGE: stamp}
         caption_models = [c.model for c in record.captions if c.model]
+        answered = obj is not None or (isinstance(answer, str) and label != FAILED)
         metrics.PREDICTIONS.labels(
-            record.task, "object" if obj is not None else label, adapter or "base"
+            record.task, "object" if answered else label, adapter or "base"
         ).inc()
         prediction = Prediction(
             request_id=record.request_id,

@@ -4,6 +4,7 @@ they share (spec, prompts, sample, resolving, answers, metrics). Read tasks thro
 
 from schemas.tasks.registry import (
     CASLIE_TASKS,
+    OPAL_TASKS,
     VITPRO_TASKS,
     all_tasks,
     get_task,
@@ -17,6 +18,7 @@ from schemas.tasks.spec import LETTERS, Task, letter_options, ordinal, render
 __all__ = [
     "CASLIE_TASKS",
     "LETTERS",
+    "OPAL_TASKS",
     "VITPRO_TASKS",
     "Task",
     "all_tasks",

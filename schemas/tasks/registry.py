@@ -1,22 +1,24 @@
 """The task registry: the one table of tasks that router, workers, training, evaluation, demo
 and bench read.
 
-The built-in tasks are CASLIE's seven (AP, CC, PRP, PSI, MPC, SA, SR) and VIT-Pro's three claim
-tasks (DD, PM, AE), each one module. A plug-in is a module with a :class:`~schemas.tasks.spec.Task`
-subclass; :func:`register` adds it (``replace=True`` swaps a task for a reconfigured one) and
-:func:`unregister` takes it away again (tests).
+The built-in tasks are CASLIE's seven (AP, CC, PRP, PSI, MPC, SA, SR), VIT-Pro's three claim
+tasks (DD, PM, AE) and OPAL's listing generation (LG), each one module. A plug-in is a module
+with a :class:`~schemas.tasks.spec.Task` subclass; :func:`register` adds it (``replace=True``
+swaps a task for a reconfigured one) and :func:`unregister` takes it away again (tests).
 """
 
 from __future__ import annotations
 
-from schemas.tasks import ae, ap, cc, dd, mpc, pm, prp, psi, sa, sr
+from schemas.tasks import ae, ap, cc, dd, lg, mpc, pm, prp, psi, sa, sr
 from schemas.tasks.spec import Task
 
 #: CASLIE's seven tasks, in the paper's order.
 CASLIE_TASKS = ("AP", "CC", "PRP", "PSI", "MPC", "SA", "SR")
 #: VIT-Pro's claim tasks.
 VITPRO_TASKS = ("DD", "PM", "AE")
-BUILTIN: tuple[Task, ...] = tuple(m.TASK for m in (ap, cc, prp, psi, mpc, sa, sr, dd, pm, ae))
+#: OPAL's listing task.
+OPAL_TASKS = ("LG",)
+BUILTIN: tuple[Task, ...] = tuple(m.TASK for m in (ap, cc, prp, psi, mpc, sa, sr, dd, pm, ae, lg))
 _tasks: dict[str, Task] = {task.code: task for task in BUILTIN}
 
 

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Protocol
 from schemas.base import now
 
 if TYPE_CHECKING:
-    from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
+    from schemas.events import (
+        AspectSchemaEvent,
+        ClaimEvent,
+        ListingEvent,
+        ProductEvent,
+        Query,
+        ReviewEvent,
+    )
     from schemas.images import ImageRef
     from schemas.records import ImageSlot, TaskRequest
 
@@ -30,6 +37,10 @@ class Tables(Protocol):
 
     def claim(self, claim_id: str) -> ClaimEvent | None: ...
 
+    def listing(self, listing_id: str) -> ListingEvent | None: ...
+
+    def aspect_schema(self, category: str) -> AspectSchemaEvent | None: ...
+
 
 class MemoryTables:
     """:class:`Tables` over dicts (tests, the bench, offline data preparation)."""
@@ -39,10 +50,14 @@ class MemoryTables:
         products: Mapping[str, ProductEvent] | None = None,
         reviews: Mapping[str, list[ReviewEvent]] | None = None,
         claims: Mapping[str, ClaimEvent] | None = None,
+        listings: Mapping[str, ListingEvent] | None = None,
+        aspect_schemas: Mapping[str, AspectSchemaEvent] | None = None,
     ) -> None:
         self.products = dict(products or {})
         self.reviews = {k: list(v) for k, v in (reviews or {}).items()}
         self.claims = dict(claims or {})
+        self.listings = dict(listings or {})
+        self.aspect_schemas = dict(aspect_schemas or {})
 
     def product(self, product_id: str) -> ProductEvent | None:
         return self.products.get(product_id)
@@ -53,9 +68,16 @@ class MemoryTables:
     def claim(self, claim_id: str) -> ClaimEvent | None:
         return self.claims.get(claim_id)
 
+    def listing(self, listing_id: str) -> ListingEvent | None:
+        return self.listings.get(listing_id)
+
+    def aspect_schema(self, category: str) -> AspectSchemaEvent | None:
+        return self.aspect_schemas.get(category)
+
 
 class MissingData(Exception):
-    """Something the query needs is not known (yet): products, reviews or a claim."""
+    """Something the query needs is not known (yet): products, reviews, a claim, a listing
+    or its category's aspect schema."""
 
     def __init__(self, what: str) -> None:
         super().__init__(what)
@@ -82,6 +104,21 @@ def claim_of(claim_id: str, tables: Tables) -> ClaimEvent:
     if claim is None:
         raise MissingData(f"unknown claim: {claim_id}")
     return claim
+
+
+def listing_of(listing_id: str, tables: Tables) -> ListingEvent:
+    listing = tables.listing(listing_id)
+    if listing is None:
+        raise MissingData(f"unknown listing: {listing_id}")
+    return listing
+
+
+def aspect_schema_of(category: str, tables: Tables) -> AspectSchemaEvent:
+    """The aspect schema in force for ``category``; :class:`MissingData` until one arrives."""
+    schema = tables.aspect_schema(category)
+    if schema is None:
+        raise MissingData(f"no aspect schema for category {category!r} (topic aspect_schemas)")
+    return schema
 
 
 def slot_for(

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import string
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from schemas.tasks import answers, metrics
 from schemas.tasks.sample import CAPTION_KEY, InstructionSample, SampleInput, put_caption
 
 if TYPE_CHECKING:
-    from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
+    from schemas.events import ClaimEvent, ListingEvent, ProductEvent, Query, ReviewEvent
     from schemas.records import TaskRequest
     from schemas.tasks.resolving import Tables
 
@@ -43,7 +43,7 @@ AnswerKind = Literal["binary", "lettered", "json"]
 #: Which paper a task comes from (CASLIE's tasks take the MMECInstruct input form and the
 #: caption ablations of an imported file; the prompt form is the model's, for every task:
 #: a Mistral-family predictor wraps VIT-Pro's messages in the authors' [INST] form too).
-Family = Literal["caslie", "vitpro"]
+Family = Literal["caslie", "vitpro", "opal"]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
 
@@ -149,6 +149,12 @@ class Task:
             return answers.parse_json_answer(label, options) is not None
         return label in self.labels(options)
 
+    def answer_schema(self, request: TaskRequest) -> dict[str, Any] | None:
+        """The JSON Schema a ``json`` answer of this request is decoded under, when it is not
+        the flat object of the request's keys (AE's, ``None``): LG's listing object. The
+        predictor answers such a request by schema-constrained decoding and :meth:`parse`."""
+        return None
+
     def score(self, gold: Sequence[str], pred: Sequence[str]) -> float:
         """The task's metric over parsed answers."""
         return metrics.METRICS[self.metric](gold, pred)
@@ -222,4 +228,9 @@ class Task:
     def for_claim(self, claim: ClaimEvent) -> Query | None:
         """The query to make for a new claim (VIT-Pro's tasks), if any: a query, not a
         request, because it still has to wait for the claim's product."""
+        return None
+
+    def for_listing(self, listing: ListingEvent) -> Query | None:
+        """The query to make for a new listing (OPAL's LG), if any: a query, because it may
+        still have to wait for the aspect schema of the listing's category."""
         return None

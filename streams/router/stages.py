@@ -1,9 +1,11 @@
 """The router as two stages on the common runner (batching, DLQ, commits, exactly-once).
 
-- :class:`RouterStage` reads ``catalog``, ``reviews``, ``claims`` and ``queries``: it keeps the
-  tables, resolves queries into self-contained ``requests`` (each task resolves its own: see
-  :mod:`schemas.tasks`), asks the configured claim tasks of every new claim, and sends queries
-  whose products or claims are not known yet to ``queries.waiting``.
+- :class:`RouterStage` reads ``catalog``, ``reviews``, ``claims``, ``listings``,
+  ``aspect_schemas`` and ``queries``: it keeps the tables, resolves queries into
+  self-contained ``requests`` (each task resolves its own: see :mod:`schemas.tasks`), asks the
+  configured claim tasks of every new claim and the listing tasks of every new listing, and
+  sends queries whose products, claims, listings or aspect schemas are not known yet to
+  ``queries.waiting``.
 - :class:`WaitingStage` reads ``queries.waiting`` in its own consumer group, sleeps until
   each record is due and tries again, so waiting never holds up fresh events.
 
@@ -15,12 +17,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from schemas.base import now
 from schemas.dlq import ErrorKind
-from schemas.events import ClaimEvent, ProductEvent, Query, ReviewEvent
+from schemas.events import (
+    AspectSchemaEvent,
+    ClaimEvent,
+    ListingEvent,
+    ProductEvent,
+    Query,
+    ReviewEvent,
+)
 from schemas.records import TaskRequest
 from schemas.router import RecentReviews, WaitingQuery
 from schemas.tasks.registry import get_task
@@ -45,14 +54,18 @@ WAITING_STAGE = "router.waiting"
 
 
 class RouterTables:
-    """The products, recent reviews and claims of one replica, over its state store (what
-    tasks read: :class:`schemas.tasks.resolving.Tables`)."""
+    """The products, recent reviews, claims, listings and aspect schemas of one replica, over
+    its state store (what tasks read: :class:`schemas.tasks.resolving.Tables`)."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
         self.products: Table[ProductEvent] = Table("router.products", ProductEvent, store)
         self.reviews: Table[RecentReviews] = Table("router.reviews", RecentReviews, store)
         self.claims: Table[ClaimEvent] = Table("router.claims", ClaimEvent, store)
+        self.listings: Table[ListingEvent] = Table("router.listings", ListingEvent, store)
+        self.aspect_schemas: Table[AspectSchemaEvent] = Table(
+            "router.aspect_schemas", AspectSchemaEvent, store
+        )
 
     @classmethod
     def open(cls, settings: Settings) -> RouterTables:
@@ -69,10 +82,17 @@ class RouterTables:
     def claim(self, claim_id: str) -> ClaimEvent | None:
         return self.claims.get(claim_id)
 
+    def listing(self, listing_id: str) -> ListingEvent | None:
+        return self.listings.get(listing_id)
+
+    def aspect_schema(self, category: str) -> AspectSchemaEvent | None:
+        return self.aspect_schemas.get(category)
+
     def follower(self, settings: Settings) -> TableFollower:
         """A follower that keeps these tables up to date from their changelogs."""
         tables: dict[str, Table[Any]] = {
-            t.logical_topic: t for t in (self.products, self.reviews, self.claims)
+            t.logical_topic: t
+            for t in (self.products, self.reviews, self.claims, self.listings, self.aspect_schemas)
         }
         return TableFollower(settings, self.store, tables)
 
@@ -151,8 +171,8 @@ class _Resolving:
 
 
 class RouterStage(_Resolving):
-    """catalog, reviews, claims, queries -> requests, queries.waiting, the tables'
-    changelogs."""
+    """catalog, reviews, claims, listings, aspect_schemas, queries -> requests,
+    queries.waiting, the tables' changelogs."""
 
     name = STAGE
     input_topics = STAGE_LAYOUT[STAGE].inputs
@@ -169,6 +189,10 @@ class RouterStage(_Resolving):
                 return self._on_review(item, review)
             case ClaimEvent() as claim:
                 return self._on_claim(item, claim)
+            case ListingEvent() as listing:
+                return self._on_listing(item, listing)
+            case AspectSchemaEvent() as schema:
+                return self._on_aspect_schema(item, schema)
             case query:
                 return self._on_query(item, query)  # type: ignore[arg-type]
 
@@ -222,10 +246,38 @@ class RouterStage(_Resolving):
         self.tables.claims.put(claim.claim_id, kept, token)  # last: nothing may fail after it
         return Emit(outputs)
 
+    def _on_listing(self, item: Inbound, listing: ListingEvent) -> Result:
+        """Keep the listing; ask the configured listing tasks of a new one (each resolves now,
+        or waits for the aspect schema of the listing's category; the listing is kept either
+        way)."""
+        token = _token(item, f"{listing.listing_id}:listing")
+        kept = listing.model_copy(update={"event_time": None})
+        outputs = [Output("router.listings", listing.listing_id, kept, token)]
+        if self.tables.listing(listing.listing_id) is None:  # an update: asked already
+            queries = (get_task(code).for_listing(kept) for code in self.settings.listing_tasks)
+            outputs += self._auto_queries(item, queries, _WithListing(self.tables, kept))
+        self.tables.listings.put(listing.listing_id, kept, token)  # last: nothing may fail after
+        return Emit(outputs)
+
+    def _on_aspect_schema(self, item: Inbound, schema: AspectSchemaEvent) -> Result:
+        """Keep a category's aspect schema: listings resolved after it read it (listings
+        waiting for their category's first schema resolve on their next retry)."""
+        token = _token(item, f"{schema.category}:aspect_schema")
+        kept = schema.model_copy(update={"event_time": None})
+        self.tables.aspect_schemas.put(schema.category, kept, token)
+        return Emit([Output("router.aspect_schemas", schema.category, kept, token)])
+
     def _claim_queries(self, item: Inbound, claim: ClaimEvent, tables: Tables) -> list[Output]:
+        queries = (get_task(code).for_claim(claim) for code in self.settings.claim_tasks)
+        return self._auto_queries(item, queries, tables)
+
+    def _auto_queries(
+        self, item: Inbound, queries: Iterable[Query | None], tables: Tables
+    ) -> list[Output]:
+        """The outputs of the automatic queries of a new claim or listing: a request each, or
+        the query on ``queries.waiting`` (a first try never gives up)."""
         outputs: list[Output] = []
-        for code in self.settings.claim_tasks:
-            query = get_task(code).for_claim(claim)
+        for query in queries:
             if query is None:
                 continue
             result = self._on_query(item, query, query.to_json(), tables, may_give_up=False)
@@ -285,6 +337,37 @@ class _WithClaim:
 
     def claim(self, claim_id: str) -> ClaimEvent | None:
         return self._claim if claim_id == self._claim.claim_id else self._tables.claim(claim_id)
+
+    def listing(self, listing_id: str) -> ListingEvent | None:
+        return self._tables.listing(listing_id)
+
+    def aspect_schema(self, category: str) -> AspectSchemaEvent | None:
+        return self._tables.aspect_schema(category)
+
+
+class _WithListing:
+    """The tables with one listing added before the table has it."""
+
+    def __init__(self, tables: Tables, listing: ListingEvent) -> None:
+        self._tables = tables
+        self._listing = listing
+
+    def product(self, product_id: str) -> ProductEvent | None:
+        return self._tables.product(product_id)
+
+    def reviews_of(self, product_id: str) -> list[ReviewEvent]:
+        return self._tables.reviews_of(product_id)
+
+    def claim(self, claim_id: str) -> ClaimEvent | None:
+        return self._tables.claim(claim_id)
+
+    def listing(self, listing_id: str) -> ListingEvent | None:
+        if listing_id == self._listing.listing_id:
+            return self._listing
+        return self._tables.listing(listing_id)
+
+    def aspect_schema(self, category: str) -> AspectSchemaEvent | None:
+        return self._tables.aspect_schema(category)
 
 
 def _token(item: Inbound, what: str) -> str:

@@ -33,7 +33,13 @@ from streams.config import RouterSettings
 log = logging.getLogger(__name__)
 
 #: Logical changelog topic -> its column family.
-FAMILIES = {"router.products": "products", "router.reviews": "reviews", "router.claims": "claims"}
+FAMILIES = {
+    "router.products": "products",
+    "router.reviews": "reviews",
+    "router.claims": "claims",
+    "router.listings": "listings",
+    "router.aspect_schemas": "aspect_schemas",
+}
 _POSITIONS = "positions"
 _MB = 1 << 20
 

@@ -30,6 +30,16 @@ def test_files_are_in_sync_with_models() -> None:
             {"request_id": "r", "task": "PSI", "product_id": "p"},
         ),
         ("labels", {"request_id": "r", "task": "SA", "label": "A"}, {"request_id": "r"}),
+        (
+            "listings",
+            {"listing_id": "l", "category": "c", "images": [{"url": "https://x.example/a.png"}]},
+            {"listing_id": "l", "category": "c", "images": []},
+        ),
+        (
+            "aspect_schemas",
+            {"category": "c", "aspects": [{"name": "Brand", "required": True}]},
+            {"category": "c", "aspects": [{"name": "Brand", "colour": "red"}]},
+        ),
     ],
 )
 def test_schema_files_accept_and_reject_like_models(topic: str, good: dict, bad: dict) -> None:

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator
 
 from schemas.dlq import ErrorKind
-from schemas.events import ClaimEvent, ProductEvent, parse_query
+from schemas.events import AspectSchemaEvent, ClaimEvent, ListingEvent, ProductEvent, parse_query
 from schemas.records import Caption, EnrichedRecord, Prediction, SlotVerdict
 from schemas.tasks.ae import DEFAULT_KEYS
+from schemas.tasks.lg import listing_json_schema
 from schemas.tasks.registry import get_task
 from schemas.tasks.resolving import MemoryTables
 from streams.stage import Emit, Inbound, Reject
@@ -92,3 +94,60 @@ def test_a_json_task_without_an_extractor_fails_with_the_reason(smollm2: CausalL
     [result] = stage.process([_record("AE")])
     assert isinstance(result, Reject) and result.kind == ErrorKind.PROCESSING
     assert "no JSON extractor" in result.message
+
+
+SHOES = AspectSchemaEvent(
+    category="womens-shoes",
+    aspects=[
+        {"name": "Brand", "required": True},
+        {"name": "Colour", "required": True, "values": ["Black", "White"]},
+        {"name": "Heel height"},
+    ],
+)
+
+
+def _listing_record() -> Inbound:
+    listing = ListingEvent(
+        listing_id="l1", category="womens-shoes", images=[{"url": "https://cdn.example/l1.jpg"}]
+    )
+    tables = MemoryTables(listings={"l1": listing}, aspect_schemas={"womens-shoes": SHOES})
+    query = parse_query({"request_id": "r-LG", "task": "LG", "listing_id": "l1"})
+    request = get_task("LG").resolve(query, tables)
+    record = EnrichedRecord.model_validate(
+        {
+            **request.model_dump(),
+            "captions": [Caption(slot="listing/0", text="black pumps", ocr_tokens="NINE WEST")],
+            "verdicts": [SlotVerdict(slot="listing/0", keep=True, mode="uia")],
+        }
+    )
+    return Inbound("caslie.enriched", 0, 0, None, record, b"")
+
+
+def test_lg_drafts_validate_against_their_category_schema(smollm2: CausalLM) -> None:
+    stage = PredictorStage(
+        LlmOptionScorer(smollm2), default_adapter="base", extractor=LlmJsonExtractor(smollm2)
+    )
+    lg, dd = stage.process([_listing_record(), _record("DD")])
+    draft = _prediction(lg)
+    Draft202012Validator(listing_json_schema(SHOES.aspects)).validate(orjson.loads(draft.label))
+    assert get_task("LG").parse(draft.label, ["Brand", "Colour", "Heel height"]) == draft.label
+    assert draft.answer is None and draft.option is None
+    assert _prediction(dd).label in ("yes", "no")
+
+
+def test_an_lg_draft_free_decoding_did_not_write_is_a_visible_failure(
+    smollm2: CausalLM,
+) -> None:
+    class Prose:
+        name = "free"
+
+        def generate_json(self, prompts, schemas, adapter):  # type: ignore[no-untyped-def]
+            return ["Here is a lovely pair of shoes." for _ in prompts]
+
+    stage = PredictorStage(LlmOptionScorer(smollm2), default_adapter="base", extractor=Prose())
+    [result] = stage.process([_listing_record()])
+    assert _prediction(result).label == FAILED
+    [result] = PredictorStage(LlmOptionScorer(smollm2), default_adapter="base").process(
+        [_listing_record()]
+    )
+    assert isinstance(result, Reject) and "no JSON extractor" in result.message

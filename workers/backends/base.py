@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -91,6 +91,12 @@ class JsonExtractor(Protocol):
     def extract(
         self, prompts: Sequence[str], keys: Sequence[Sequence[str]], adapter: str | None
     ) -> list[dict[str, str]]: ...
+
+    def generate_json(
+        self, prompts: Sequence[str], schemas: Sequence[Mapping[str, Any]], adapter: str | None
+    ) -> list[str]:
+        """One JSON text per prompt, decoded under its (bounded) JSON Schema (LG's drafts)."""
+        ...
 
 
 class BackendUnavailable(RuntimeError):

@@ -1,5 +1,6 @@
-"""JSON answers that always parse, for attribute extraction (AE): greedy decoding held to a
-JSON Schema by xgrammar (the grammar engine vLLM uses by default, so both paths agree).
+"""JSON answers that always parse, for attribute extraction (AE) and listing drafts (LG):
+greedy decoding held to a JSON Schema by xgrammar (the grammar engine vLLM uses by default, so
+both paths agree).
 
 Contract:
 
@@ -17,6 +18,9 @@ Contract:
   failure). One grammar per key tuple, compiled once.
 - ``constrained=False``: the paper's way, free greedy generation then :func:`parse_attributes`
   (lenient); ``{}`` where the text holds no object with every key, so the gain is measurable.
+- :meth:`LlmJsonExtractor.generate_json`: the same decoding under any bounded schema
+  (:func:`max_schema_tokens`), e.g. LG's :func:`listing_json_schema` of a category: the text
+  of one JSON object that validates against it (constrained), or the free text.
 """
 
 from __future__ import annotations
@@ -28,7 +32,18 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schemas.tasks.lg import listing_json_schema
 from workers.backends.causal_lm import CausalLM
+
+__all__ = [
+    "LlmJsonExtractor",
+    "attribute_schema",
+    "listing_json_schema",
+    "max_json_tokens",
+    "max_schema_tokens",
+    "parse_attributes",
+    "parse_exact",
+]
 
 #: The most UTF-8 bytes one character takes.
 _MAX_CHAR_BYTES = 4
@@ -57,6 +72,30 @@ def max_json_tokens(keys: Sequence[str], max_value_chars: int) -> int:
     # ensure_ascii: an escaped key (\\u00e9, 6 bytes) is never shorter than its UTF-8 form
     skeleton = json.dumps(dict.fromkeys(keys, ""), ensure_ascii=True, separators=(",", ":"))
     return len(skeleton.encode()) + len(keys) * max_value_chars * _MAX_CHAR_BYTES + 1
+
+
+def max_schema_tokens(schema: Mapping[str, Any]) -> int:
+    """Upper bound on the tokens of a compact JSON value of ``schema``, stop token included.
+    Takes the bounded subset the extractors build: objects of known properties (every one
+    counted present), strings with ``maxLength``, ``enum`` values; ``ValueError`` otherwise."""
+    return _value_bytes(schema) + 1
+
+
+def _value_bytes(schema: Mapping[str, Any]) -> int:
+    if "enum" in schema:
+        return max(
+            len(json.dumps(v, ensure_ascii=True, separators=(",", ":"))) for v in schema["enum"]
+        )
+    if schema.get("type") == "string" and "maxLength" in schema:
+        return 2 + int(schema["maxLength"]) * _MAX_CHAR_BYTES
+    if schema.get("type") == "object" and schema.get("additionalProperties") is False:
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        members = [
+            len(json.dumps(k, ensure_ascii=True)) + 1 + _value_bytes(v)
+            for k, v in properties.items()
+        ]
+        return 2 + sum(members) + max(len(members) - 1, 0)
+    raise ValueError(f"not a bounded schema: {dict(schema)!r}")
 
 
 def parse_exact(text: str, keys: Sequence[str]) -> dict[str, str]:
@@ -159,18 +198,22 @@ class LlmJsonExtractor:
         self._lock = threading.Lock()
         self._compiler: Any = None
         self._vocab_size = 0
-        self._grammars: dict[tuple[str, ...], Any] = {}
+        self._grammars: dict[str, Any] = {}
 
     def grammar(self, keys: Sequence[str]) -> Any:
         """xgrammar's compiled grammar of ``attribute_schema(keys)``, compiled once."""
-        key = tuple(keys)
+        return self.schema_grammar(attribute_schema(tuple(keys), self.max_value_chars))
+
+    def schema_grammar(self, schema: Mapping[str, Any]) -> Any:
+        """xgrammar's compiled grammar of a JSON Schema, compiled once per schema (its text:
+        the order of properties is the order the grammar writes them in)."""
+        text = json.dumps(schema)
         with self._lock:
-            if key not in self._grammars:
-                schema = attribute_schema(key, self.max_value_chars)
-                self._grammars[key] = self._grammar_compiler().compile_json_schema(
-                    json.dumps(schema), any_whitespace=False, separators=(",", ":")
+            if text not in self._grammars:
+                self._grammars[text] = self._grammar_compiler().compile_json_schema(
+                    text, any_whitespace=False, separators=(",", ":")
                 )
-            return self._grammars[key]
+            return self._grammars[text]
 
     def _grammar_compiler(self) -> Any:
         if self._compiler is None:
@@ -192,12 +235,41 @@ class LlmJsonExtractor:
             raise ValueError(f"{len(prompts)} prompts but {len(keys)} key sets")
         if not prompts:
             return []
-        full = [self.lm.prompt(p) for p in prompts]
         budget = max(max_json_tokens(k, self.max_value_chars) for k in keys)
+        grammars = [self.grammar(k) for k in keys] if self.constrained else []
+        return self._generate(prompts, grammars, budget, adapter)
+
+    def generate_json(
+        self, prompts: Sequence[str], schemas: Sequence[Mapping[str, Any]], adapter: str | None
+    ) -> list[str]:
+        """One JSON text per prompt (user messages ``prompts``, one bounded schema each):
+        constrained, a single object that validates against its schema (raises otherwise: a
+        bug); free, the generated text as it is."""
+        if len(prompts) != len(schemas):
+            raise ValueError(f"{len(prompts)} prompts but {len(schemas)} schemas")
+        if not prompts:
+            return []
+        budget = max(max_schema_tokens(s) for s in schemas)
+        grammars = [self.schema_grammar(s) for s in schemas] if self.constrained else []
+        texts = self._generate(prompts, grammars, budget, adapter)
+        if self.constrained:
+            for text in texts:
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    value = None
+                if not isinstance(value, dict):
+                    raise RuntimeError(f"constrained decoding wrote no JSON object: {text!r}")
+        return texts
+
+    def _generate(
+        self, prompts: Sequence[str], grammars: Sequence[Any], budget: int, adapter: str | None
+    ) -> list[str]:
+        """Greedy generation, under one grammar per prompt when ``constrained``."""
+        full = [self.lm.prompt(p) for p in prompts]
         if not self.constrained:
             with self.lm.using(adapter):
                 return self.lm.generate(full, self.max_new_tokens or budget)
-        grammars = [self.grammar(k) for k in keys]
         batches: list[_GrammarRows] = []
 
         def constrain(indices: Sequence[int]) -> Mapping[str, Any]:

@@ -25,14 +25,19 @@ import importlib
 import inspect
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from schemas.tasks.prompts import concise_caption_prompt
 from workers.backends.base import BackendUnavailable, CaptionInput, Choice
 from workers.backends.prompt_form import DEFAULT_CUTOFF, prompt_ids, render, resolve_form
-from workers.backends.structured import attribute_schema, max_json_tokens, parse_exact
+from workers.backends.structured import (
+    attribute_schema,
+    max_json_tokens,
+    max_schema_tokens,
+    parse_exact,
+)
 
 
 def _vllm() -> Any:
@@ -284,3 +289,29 @@ class VllmJsonExtractor:
                 )
             results.append(parse_exact(out.outputs[0].text, k))
         return results
+
+    def generate_json(
+        self, prompts: Sequence[str], schemas: Sequence[Mapping[str, Any]], adapter: str | None
+    ) -> list[str]:
+        """One JSON text per prompt under its schema (LG's drafts): vLLM's guided JSON with
+        the schema as it is, ``max_tokens`` its bound (:func:`max_schema_tokens`)."""
+        if len(prompts) != len(schemas):
+            raise ValueError(f"{len(prompts)} prompts but {len(schemas)} schemas")
+        if not prompts:
+            return []
+        params = [
+            constrained_params(
+                self.engine.vllm, max_schema_tokens(s), json=dict(s), disable_any_whitespace=True
+            )
+            for s in schemas
+        ]
+        budget = max(max_schema_tokens(s) for s in schemas)
+        outputs = self.engine.generate(prompts, params, adapter, budget)
+        texts = [out.outputs[0].text for out in outputs]
+        if cut := [
+            t
+            for out, t in zip(outputs, texts, strict=True)
+            if out.outputs[0].finish_reason == "length"
+        ]:
+            raise RuntimeError(f"vLLM cut {len(cut)} drafts at max_tokens: {cut[0]!r}")
+        return texts

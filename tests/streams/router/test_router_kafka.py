@@ -383,3 +383,40 @@ def test_a_router_fed_only_garbage_exits_3_at_the_dlq_limit(
     assert "10 invalid records in a row" in log
     dlq = list(consume_records(kafka_settings, "dlq", idle_timeout=3, from_beginning=True))
     assert 1 <= len(dlq) < 10
+
+
+def test_a_listing_produced_before_its_category_schema_resolves_once_it_arrives(
+    kafka_settings: Settings, router: subprocess.Popen[bytes], router_port: int
+) -> None:
+    """``caslie produce listings`` and ``aspect_schemas``: the router keeps both, and the LG
+    query of the new listing waits for its category's schema, then resolves against it."""
+    from streams.produce import produce_lines
+
+    _wait_ready(router_port)
+    listing = {
+        "listing_id": "l1",
+        "category": "womens-shoes",
+        "images": [{"url": "https://cdn.example/l1.jpg"}],
+        "seller_text": "Worn twice.",
+    }
+    schema = {
+        "category": "womens-shoes",
+        "aspects": [{"name": "Brand", "required": True}, {"name": "Colour", "values": ["Black"]}],
+    }
+    assert produce_lines(kafka_settings, "listings", [orjson.dumps(listing)]).sent == 1
+    time.sleep(1.5)  # the listing's LG query waits at least one retry
+    assert produce_lines(kafka_settings, "aspect_schemas", [orjson.dumps(schema)]).sent == 1
+    [request] = consume_records(
+        kafka_settings, "requests", max_records=1, idle_timeout=30, from_beginning=True
+    )
+    got = orjson.loads(request)
+    assert (got["request_id"], got["task"], got["options"]) == (
+        "auto-lg:l1",
+        "LG",
+        ["Brand", "Colour"],
+    )
+    assert got["inputs"]["seller_text"] == "Worn twice."
+    assert [k for k, _ in _changelog(kafka_settings, "router.aspect_schemas", 1)] == [
+        b"womens-shoes"
+    ]
+    assert router_alive(router)
