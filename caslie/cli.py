@@ -497,22 +497,43 @@ def retrain(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and example order.")] = 0,
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="sft: train a LoRA adapter; both: SFT, then DPO on its failed listing drafts, "
+            "the better on validation faces the incumbent; dpo: DPO from the published version."
+        ),
+    ] = "sft",
+    beta: Annotated[float, typer.Option(help="DPO temperature (sigmoid loss).")] = 0.1,
+    dpo_steps: Annotated[
+        int, typer.Option(help="DPO optimizer steps (0: one epoch over the pairs, the paper's).")
+    ] = 8,
+    dpo_subset: Annotated[
+        int, typer.Option(help="Training listings drafted and graded for DPO.")
+    ] = 64,
+    dpo_lr: Annotated[float, typer.Option("--dpo-lr")] = 5e-6,
     summary: Annotated[
         Path | None, typer.Option("--json", help="Write the cycle's summary here.")
     ] = None,
 ) -> None:
     """One retraining cycle: assemble enriched records + labels from the topics, train a LoRA
-    adapter, evaluate against the incumbent on validation, publish only if the gate passes,
-    and announce it to the predictors. Defaults are the paper's hyper-parameters, lm_head
-    only where predictor.backend serves it (not on vllm).
+    adapter (and, by --stage, tune it by DPO), evaluate against the incumbent on validation,
+    publish only if the gate passes, and announce it to the predictors. LoRA defaults are the
+    paper's hyper-parameters, lm_head only where predictor.backend serves it (not on vllm);
+    DPO defaults are sized for a CPU.
 
     Exit code 0 when a version was published, 1 when the gate refused the candidate, 2 for
-    --lm-head with predictor.backend 'vllm'.
+    --lm-head with predictor.backend 'vllm' or an unknown --stage.
     """
+    from training.dpo import DpoSettings
     from training.lora import LoraSettings, target_modules
-    from training.retrain import cycle_summary, retrain_cycle
+    from training.retrain import cycle_summary, parse_stage, retrain_cycle
 
     settings = _settings(ctx)
+    try:
+        chosen_stage = parse_stage(stage)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--stage'") from None
     try:
         targets = target_modules(settings.predictor.backend, lm_head)
     except ValueError as exc:
@@ -527,9 +548,12 @@ def retrain(
         target_modules=targets,
         seed=seed,
     )
+    dpo = DpoSettings(
+        beta=beta, learning_rate=dpo_lr, max_steps=dpo_steps, subset=dpo_subset, seed=seed
+    )
     stop = _stop_event()
     while True:
-        result = retrain_cycle(settings, name, lora, margin, max_train)
+        result = retrain_cycle(settings, name, lora, margin, max_train, stage=chosen_stage, dpo=dpo)
         text = cycle_summary(result)
         typer.echo(text.decode())
         if summary is not None:

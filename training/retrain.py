@@ -1,6 +1,14 @@
 """One retraining cycle: assemble data from the topics, train a LoRA adapter, evaluate it
 against the incumbent on the validation split, gate, publish to the registry and announce
-it on the ``adapters`` topic (predictors hot-load it)."""
+it on the ``adapters`` topic (predictors hot-load it).
+
+Stages (:data:`STAGES`): ``sft`` trains the LoRA adapter; ``both`` then tunes it by OPAL's
+preference round (:func:`training.dpo.preference_round`) and keeps the DPO adapter where it is
+no worse than the SFT one on validation (:func:`~training.gate.gate` at margin 0), the SFT one
+otherwise; ``dpo`` tunes the current published version. The better candidate then faces the
+incumbent at the cycle's margin; when it passes, every candidate trained is published (SFT
+before DPO, each with its validation metrics, ``stage`` and the version it started from) and
+the better one is made current and announced."""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import orjson
 
@@ -20,12 +29,23 @@ from streams.config import Settings
 from streams.consume import consume_records
 from streams.topics import topic_name
 from training.dataset import assemble
+from training.dpo import DpoRound, DpoSettings, ListingJudge, preference_round
 from training.evaluate import answerers, evaluate
 from training.gate import GateDecision, gate
 from training.lora import LoraSettings, train_lora
 from training.metrics import TaskScore
 
 log = logging.getLogger(__name__)
+
+Stage = Literal["sft", "dpo", "both"]
+STAGES: tuple[Stage, ...] = ("sft", "dpo", "both")
+
+
+def parse_stage(value: str) -> Stage:
+    """``value`` as a :data:`Stage`; :class:`ValueError` for anything else."""
+    if value not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,15 @@ class CycleResult:
     examples: dict[str, int]
     #: How the gate's answers were produced (:meth:`training.evaluate.Answerers.describe`).
     evaluation: dict[str, str | int] = field(default_factory=dict)
+    stage: Stage = "sft"
+    #: The candidate that faced the incumbent (``sft`` or ``dpo``).
+    chosen: str = "sft"
+    #: Validation scores of every candidate trained, by stage.
+    stages: dict[str, dict[str, TaskScore]] = field(default_factory=dict)
+    #: What the preference round did (:meth:`training.dpo.DpoRound.describe`).
+    dpo: dict[str, object] = field(default_factory=dict)
+    #: Stage -> the version published for it.
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 def read_topic_records(settings: Settings, logical: str, idle_timeout: float = 5.0) -> list[bytes]:
@@ -76,11 +105,19 @@ def retrain_cycle(
     margin: float = 0.01,
     max_train: int | None = None,
     progress: bool = True,
+    stage: str = "sft",
+    dpo: DpoSettings | None = None,
+    judge: ListingJudge | None = None,
 ) -> CycleResult:
-    """Train on the ``train`` split, evaluate candidate and incumbent on ``val`` with the
-    predictor's settings (:func:`training.evaluate.answerers`: decoding, prompt form, JSON
-    decoding) and gate. Training uses the same prompt form and ``predictor.cutoff`` (in
-    place of ``lora.cutoff``), so it learns the prompts that are served."""
+    """Train on the ``train`` split (``stage``: module docstring), evaluate the candidates and
+    the incumbent on ``val`` with the predictor's settings
+    (:func:`training.evaluate.answerers`: decoding, prompt form, JSON decoding) and gate.
+    Training uses the same prompt form and ``predictor.cutoff`` (in place of ``lora.cutoff``
+    and ``dpo.cutoff``), so it learns the prompts that are served. ``judge`` grades the
+    preference round's drafts (default: the metrics). Raises :class:`ValueError` for an
+    unknown stage, too little data, ``dpo`` without a published version, or a ``dpo`` round
+    with no failed draft to learn from."""
+    stage = parse_stage(stage)
     enriched = [EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")]
     labels = [LabelEvent.from_json(v) for v in read_topic_records(settings, "labels")]
     examples = assemble(enriched, labels)
@@ -98,45 +135,98 @@ def retrain_cycle(
         raise ValueError(f"not enough labelled data to train and validate: {counts}")
 
     registry = registry_for(settings)
+    current = registry.current(name)
+    if stage == "dpo" and current is None:
+        raise ValueError(f"--stage dpo tunes the published version of {name}, and it has none")
     models = answerers(settings)
     lm, scorer, extractor = models.lm, models.scorer, models.extractor
     lora = replace(lora or LoraSettings(), cutoff=settings.predictor.cutoff)
+    dpo = replace(dpo or DpoSettings(), cutoff=settings.predictor.cutoff)
     with tempfile.TemporaryDirectory(prefix="caslie-train-") as work:
-        # train first, on the bare model; then load incumbent and candidate side by side
-        adapter_dir = train_lora(lm, train, Path(work), lora, progress=progress)
-        current = registry.current(name)
         incumbent_ref = "base"
+        incumbent_path: Path | None = None
         if current is not None:
-            entry = registry.get(name, current)
-            path = registry.download(name, current, settings.cache_dir / "adapter-cache")
-            lm.load_adapter(entry.ref, path)
-            incumbent_ref = entry.ref
+            incumbent_ref = registry.get(name, current).ref
+            incumbent_path = registry.download(name, current, settings.cache_dir / "adapter-cache")
+        # train first, on the bare model; then load incumbent and candidates side by side
+        candidates: dict[str, Path] = {}
+        starts: dict[str, str] = {}
+        if stage in ("sft", "both"):
+            candidates["sft"] = train_lora(lm, train, Path(work) / "sft", lora, progress=progress)
+            starts["sft"] = "base"
+        round_: DpoRound | None = None
+        if stage in ("dpo", "both"):
+            start = candidates.get("sft", incumbent_path)
+            assert start is not None  # checked above
+            round_ = preference_round(
+                lm, extractor, train, start, Path(work) / "dpo", dpo, judge, progress
+            )
+            if round_.adapter is not None:
+                candidates["dpo"] = round_.adapter
+                starts["dpo"] = "sft" if "sft" in candidates else incumbent_ref
+            elif stage == "dpo":
+                raise ValueError(f"no draft to learn from: {round_.describe()}")
+            else:
+                log.info("DPO: no failed draft to learn from; the SFT adapter stands alone")
+        if incumbent_path is not None:
+            lm.load_adapter(incumbent_ref, incumbent_path)
         incumbent = evaluate(
             scorer, val, adapter=None if current is None else incumbent_ref, extractor=extractor
         )
-        lm.load_adapter("candidate", adapter_dir)
-        candidate = evaluate(scorer, val, adapter="candidate", extractor=extractor)
+        scores: dict[str, dict[str, TaskScore]] = {}
+        for which, path in candidates.items():
+            lm.load_adapter(f"candidate-{which}", path)
+            scores[which] = evaluate(scorer, val, adapter=f"candidate-{which}", extractor=extractor)
+        chosen = "dpo" if "dpo" in scores else "sft"
+        if len(scores) == 2:
+            versus = gate(scores["dpo"], scores["sft"], 0.0)
+            log.info("DPO against SFT: %s", versus.reason)
+            chosen = "dpo" if versus.promote else "sft"
+        candidate = scores[chosen]
         decision = gate(candidate, incumbent, margin)
-        log.info("gate: %s (%s)", "promote" if decision.promote else "refuse", decision.reason)
+        log.info(
+            "gate (%s): %s (%s)",
+            chosen,
+            "promote" if decision.promote else "refuse",
+            decision.reason,
+        )
         published = None
+        versions: dict[str, str] = {}
         if decision.promote:
             snapshot = {**counts, "label_topic_records": len(labels)}
-            published = registry.publish(
-                name,
-                adapter_dir,
-                settings.predictor.model,
-                metrics={
-                    "val": _scores_json(candidate),
+            for which, path in candidates.items():  # sft before dpo
+                metrics: dict[str, object] = {
+                    "val": _scores_json(scores[which]),
+                    "stage": which,
+                    "start": versions.get(starts[which], starts[which]),
                     "incumbent": incumbent_ref,
                     "incumbent_val": _scores_json(incumbent),
                     "evaluation": models.describe(),
-                },
-                data_snapshot=snapshot,
-            )
+                }
+                if which == "dpo" and round_ is not None:
+                    metrics["dpo"] = round_.describe()
+                entry = registry.publish(
+                    name, path, settings.predictor.model, metrics=metrics, data_snapshot=snapshot
+                )
+                versions[which] = entry.ref
+                if which == chosen:
+                    published = entry
+            assert published is not None
             registry.set_current(name, published.version)
             announce(settings, published)
     return CycleResult(
-        decision, candidate, incumbent, incumbent_ref, published, counts, models.describe()
+        decision,
+        candidate,
+        incumbent,
+        incumbent_ref,
+        published,
+        counts,
+        models.describe(),
+        stage,
+        chosen,
+        scores,
+        round_.describe() if round_ is not None else {},
+        versions,
     )
 
 
@@ -160,6 +250,11 @@ def cycle_summary(result: CycleResult) -> bytes:
             "incumbent_val": _scores_json(result.incumbent),
             "examples": result.examples,
             "evaluation": result.evaluation,
+            "stage": result.stage,
+            "chosen": result.chosen,
+            "stages_val": {k: _scores_json(v) for k, v in result.stages.items()},
+            "dpo": result.dpo,
+            "versions": result.versions,
         },
         option=orjson.OPT_INDENT_2,
     )

@@ -156,7 +156,9 @@ def test_retrain_trains_lm_head_only_where_the_backend_serves_it(
 
     trained: list[LoraSettings] = []
 
-    def cycle(_settings: object, _name: str, lora: LoraSettings, *_: object) -> object:
+    def cycle(
+        _settings: object, _name: str, lora: LoraSettings, *_: object, **__: object
+    ) -> object:
         trained.append(lora)
         return types.SimpleNamespace(published=True)
 
@@ -176,6 +178,37 @@ def test_retrain_trains_lm_head_only_where_the_backend_serves_it(
     words = " ".join(refused.output.replace("│", " ").split())  # rich boxes and wraps it
     assert "predictor.backend = 'vllm' cannot serve an lm_head adapter" in words
     assert len(trained) == 4  # refused before any training
+
+
+def test_retrain_takes_a_stage_and_refuses_an_unknown_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--stage sft|dpo|both reaches the cycle with the DPO settings; anything else is refused
+    (exit 2) before any work."""
+    from typer.testing import CliRunner
+
+    from training import retrain
+    from training.dpo import DpoSettings
+
+    asked: list[tuple[str, DpoSettings]] = []
+
+    def cycle(*_: object, stage: str, dpo: DpoSettings, **__: object) -> object:
+        asked.append((stage, dpo))
+        return types.SimpleNamespace(published=None)
+
+    monkeypatch.setattr(retrain, "retrain_cycle", cycle)
+    monkeypatch.setattr(retrain, "cycle_summary", lambda _result: b"{}")
+    runner = CliRunner()
+    env = {"CASLIE_PREDICTOR__BACKEND": "transformers"}
+    assert runner.invoke(app, ["retrain"], env=env).exit_code == 1  # default stage: sft
+    for stage in ("sft", "dpo", "both"):
+        result = runner.invoke(app, ["retrain", "--stage", stage, "--beta", "0.3"], env=env)
+        assert result.exit_code == 1, result.output  # the fake published nothing
+    assert [s for s, _ in asked] == ["sft", "sft", "dpo", "both"]
+    assert all(d.beta == 0.3 for _, d in asked[1:]) and asked[0][1].beta == 0.1
+    refused = runner.invoke(app, ["retrain", "--stage", "ppo"], env=env)
+    assert refused.exit_code == 2
+    words = " ".join(refused.output.replace("│", " ").split())
+    assert "stage must be one of sft, dpo, both, not 'ppo'" in words
+    assert len(asked) == 4
 
 
 def _prepared(folder: Path) -> Path:
