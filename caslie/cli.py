@@ -756,9 +756,13 @@ def prepare(
     judges: Annotated[
         str | None, typer.Option(help="CQE judges, comma-separated (default: voter.judges).")
     ] = None,
-    val_fraction: Annotated[float, typer.Option(help="Share of non-test ids for val.")] = 0.1,
+    val_fraction: Annotated[
+        float,
+        typer.Option(help="Share of non-test ids for val (a set that pins val keeps its own)."),
+    ] = 0.1,
 ) -> None:
-    """Labelled events (catalog, claims, queries, labels, splits) -> enriched records and
+    """Labelled events (claims: catalog, claims, queries, labels, splits; listings under
+    listings/: aspect schemas, listings, queries, labels, splits) -> enriched records and
     split-pinned labels, through the captioner and voter stages without a broker; produce
     them with ``caslie produce`` for ``caslie retrain``."""
     from caslie.prepare import prepare as run_prepare

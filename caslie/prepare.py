@@ -1,16 +1,23 @@
 """Labelled events -> training records, through the pipeline's own stages, without a broker.
 
-For data whose labels come with the events (the synthetic claims of
-:mod:`training.synthetic`): each query is resolved by its task against tables of the events
+For data whose labels come with the events (the synthetic sets of :mod:`training.synthetic`):
+each query is resolved by its task against tables of the events
 (:class:`~schemas.tasks.resolving.MemoryTables`), captioned by the captioner stage (captions
 and OCR tokens) and voted on by the voter stage, exactly as ``caslie run`` would, and written
 as ``enriched.jsonl`` plus ``labels.jsonl`` (label events pinned to their split) for
 ``caslie produce`` into the topics that ``caslie retrain`` reads. Command: ``caslie prepare``.
 
-Splits: a request marked ``test`` (held-out brands), or with another evaluation tag
-(``test-<tag>``, ``ood-<tag>``: :data:`schemas.records.SPLIT_PATTERN`), keeps it; the others
-are ``train``, with a hash of their claim's listing sending ``val_fraction`` of the listings
-to ``val`` for the gate (so no image is on both sides).
+A source folder holds claims (catalog.jsonl, claims.jsonl, queries.jsonl, labels.jsonl,
+splits.json: DD, PM, AE), listings under :data:`LISTINGS` (aspect_schemas.json,
+listings.jsonl, queries.jsonl, labels.jsonl, splits.json: LG, asked as the router asks it of
+a new listing, ``auto-lg:<listing_id>``), or both.
+
+Splits, per set: a request marked ``test`` (held-out brands), or with another evaluation tag
+(``test-<tag>``, ``ood-<tag>``: :data:`schemas.records.SPLIT_PATTERN`), keeps it. A set whose
+splits name no ``val`` (the claims) has its other requests ``train``, with a hash of their
+claim's listing sending ``val_fraction`` of the listings to ``val`` for the gate (so no image
+is on both sides). A set that pins ``val`` itself (the listings) chose its val: its ``train``
+and ``val`` stay as marked, a whole group (listing) ``val`` when one of its requests is.
 """
 
 from __future__ import annotations
@@ -27,7 +34,14 @@ import orjson
 
 from caslie.bench.stage_runs import run_stage
 from caslie.stages import build_captioner, build_voter
-from schemas.events import ClaimEvent, ProductEvent, parse_query
+from schemas.events import (
+    AspectSchemaEvent,
+    ClaimEvent,
+    ListingEvent,
+    ProductEvent,
+    load_aspect_schemas,
+    parse_query,
+)
 from schemas.records import TRAINING_SPLITS, EnrichedRecord, LabelEvent, TaskRequest
 from schemas.tasks.registry import get_task
 from schemas.tasks.resolving import MemoryTables
@@ -35,6 +49,10 @@ from streams.config import Settings
 from streams.stage import Stage
 
 log = logging.getLogger(__name__)
+#: The listings' subfolder of a source folder (``python -m training.synthetic --listings``).
+LISTINGS = "listings"
+#: The claim set's files; a source has claims when it has any of them.
+CLAIM_FILES = ("catalog.jsonl", "claims.jsonl", "queries.jsonl")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -64,11 +82,16 @@ def resolve_all(
     catalog: Sequence[dict[str, Any]],
     claims: Sequence[dict[str, Any]],
     queries: Sequence[dict[str, Any]],
+    *,
+    listings: Sequence[dict[str, Any]] = (),
+    aspect_schemas: Sequence[AspectSchemaEvent] = (),
 ) -> list[TaskRequest]:
     """Every query resolved by its task against the events (no waiting: all are known)."""
     tables = MemoryTables(
         {p["product_id"]: ProductEvent.model_validate(p) for p in catalog},
         claims={c["claim_id"]: ClaimEvent.model_validate(c) for c in claims},
+        listings={x["listing_id"]: ListingEvent.model_validate(x) for x in listings},
+        aspect_schemas={s.category: s for s in aspect_schemas},
     )
     requests = []
     for raw in queries:
@@ -105,21 +128,23 @@ def pinned_labels(
     val_fraction: float,
     groups: dict[str, str] | None = None,
 ) -> list[LabelEvent]:
-    """Label events with their split; ``groups`` maps a request id to what must not straddle
-    train and val (its claim's listing: the DD, PM and AE requests of a claim, and the claims
-    of one listing, share their images)."""
+    """Label events with their split (see the module doc); ``groups`` maps a request id to
+    what must not straddle train and val (its claim's listing: the DD, PM and AE requests of
+    a claim, and the claims of one listing, share their images; an LG request's listing).
+    ``val_fraction`` applies to a set whose ``splits`` name no ``val``."""
     groups = groups or {}
+    marked = {label["request_id"]: splits.get(label["request_id"], "train") for label in labels}
+    pinned_val = {groups.get(rid, rid) for rid, split in marked.items() if split == "val"}
+    fraction = 0.0 if pinned_val else val_fraction
+
+    def split(request_id: str) -> str:
+        group, mark = groups.get(request_id, request_id), marked[request_id]
+        if mark in TRAINING_SPLITS and group in pinned_val:
+            return "val"
+        return split_of(group, mark, fraction)
+
     return [
-        LabelEvent.model_validate(
-            {
-                **label,
-                "split": split_of(
-                    groups.get(label["request_id"], label["request_id"]),
-                    splits.get(label["request_id"], "train"),
-                    val_fraction,
-                ),
-            }
-        )
+        LabelEvent.model_validate({**label, "split": split(label["request_id"])})
         for label in labels
     ]
 
@@ -141,21 +166,46 @@ def build_stages(settings: Settings, source: Path) -> tuple[Stage, Stage]:
     return build_captioner(settings), build_voter(settings)
 
 
-def prepare(source: Path, out: Path, settings: Settings, val_fraction: float) -> tuple[int, int]:
-    """Read the events of ``source``, write ``enriched.jsonl`` and ``labels.jsonl`` to
-    ``out`` through the stages ``settings`` describe; returns their counts.
-    ``FileNotFoundError`` names a missing input file."""
+def claim_set(source: Path, val_fraction: float) -> tuple[list[TaskRequest], list[LabelEvent]]:
+    """The claim set of ``source`` resolved, and its labels pinned to their splits."""
     catalog = read_jsonl(source / "catalog.jsonl")
     claims = read_jsonl(source / "claims.jsonl")
     queries = read_jsonl(source / "queries.jsonl")
     labels = read_jsonl(source / "labels.jsonl")
     splits = orjson.loads((source / "splits.json").read_bytes())
+    requests = resolve_all(catalog, claims, queries)
+    return requests, pinned_labels(labels, splits, val_fraction, listing_groups(claims, queries))
+
+
+def listing_set(folder: Path, val_fraction: float) -> tuple[list[TaskRequest], list[LabelEvent]]:
+    """The listing set in ``folder`` (:data:`LISTINGS` of a source) resolved against its
+    aspect schemas, and its labels pinned to their splits, grouped by listing."""
+    schemas = load_aspect_schemas(folder / "aspect_schemas.json")
+    listings = read_jsonl(folder / "listings.jsonl")
+    queries = read_jsonl(folder / "queries.jsonl")
+    labels = read_jsonl(folder / "labels.jsonl")
+    splits = orjson.loads((folder / "splits.json").read_bytes())
+    requests = resolve_all((), (), queries, listings=listings, aspect_schemas=schemas)
+    groups = {q["request_id"]: q["listing_id"] for q in queries if "listing_id" in q}
+    return requests, pinned_labels(labels, splits, val_fraction, groups)
+
+
+def prepare(source: Path, out: Path, settings: Settings, val_fraction: float) -> tuple[int, int]:
+    """Read the claims and the listings of ``source`` (either or both, see the module doc),
+    write ``enriched.jsonl`` and ``labels.jsonl`` to ``out`` through the stages ``settings``
+    describe; returns their counts. ``FileNotFoundError`` names a missing input file (the
+    claims' catalog.jsonl when there is neither set)."""
+    sets = []
+    has_listings = (source / LISTINGS).is_dir()
+    if not has_listings or any((source / name).exists() for name in CLAIM_FILES):
+        sets.append(claim_set(source, val_fraction))
+    if has_listings:
+        sets.append(listing_set(source / LISTINGS, val_fraction))
     captioner, voter = build_stages(settings, source)
-    enriched = enrich(resolve_all(catalog, claims, queries), captioner, voter)
+    enriched = enrich([r for requests, _ in sets for r in requests], captioner, voter)
     out.mkdir(parents=True, exist_ok=True)
     n_records = write_jsonl(out / "enriched.jsonl", enriched)
-    pinned = pinned_labels(labels, splits, val_fraction, listing_groups(claims, queries))
-    n_labels = write_jsonl(out / "labels.jsonl", pinned)
+    n_labels = write_jsonl(out / "labels.jsonl", [x for _, labels in sets for x in labels])
     return n_records, n_labels
 
 

@@ -21,6 +21,7 @@ import orjson
 from schemas.images import ImageRef
 from schemas.tasks.answers import canonical_json
 from schemas.tasks.registry import get_task
+from schemas.tasks.spec import Task
 from streams.config import ImageSettings, Settings
 from training.dataset import InstructionExample
 from training.metrics import TaskScore, score_task
@@ -106,10 +107,31 @@ def category_of(example: InstructionExample) -> str:
     return category if isinstance(category, str) else ""
 
 
+def gold_answers(items: Sequence[InstructionExample]) -> list[str]:
+    """The examples' gold labels; a JSON answer in its task's canonical text (its parse: LG's
+    draft title first and aspects in schema order, AE's keys in order), as predictions are."""
+    gold = []
+    for example in items:
+        spec, label = get_task(example.task), example.label()
+        canonical = (
+            spec.parse(label, spec.labels(example.options)) if spec.answer == "json" else None
+        )
+        gold.append(canonical or label)
+    return gold
+
+
 def _score(task: str, items: Sequence[InstructionExample], pred: Sequence[str | None]) -> TaskScore:
-    gold = [e.label() for e in items]
+    gold = gold_answers(items)
     allowed = [e.options for e in items]
     return score_task(task, gold, pred, allowed, [category_of(e) for e in items])
+
+
+def _answer_schemas(spec: Task, chunk: Sequence[InstructionExample]) -> list[dict[str, Any]]:
+    """Each example's own answer schema (:meth:`~schemas.tasks.spec.Task.sample_schema`,
+    LG's listing schema of its category), or ``[]`` for a task answered as a flat object of
+    its keys (AE): how the predictor picks ``generate_json`` over ``extract``."""
+    schemas = [spec.sample_schema(e.sample()) for e in chunk]
+    return [s for s in schemas if s is not None] if all(schemas) else []
 
 
 def evaluate(
@@ -138,6 +160,10 @@ def evaluate(
             chunk = items[start : start + batch]
             labels = [spec.labels(e.options) for e in chunk]
             prompts = [e.sample().user_message() for e in chunk]
+            if spec.answer == "json" and (schemas := _answer_schemas(spec, chunk)):
+                texts = extractor.generate_json(prompts, schemas, adapter)
+                pred += [spec.parse(t, e.options) for t, e in zip(texts, chunk, strict=True)]
+                continue
             if spec.answer == "json":
                 objects = extractor.extract(prompts, labels, adapter)
                 pred += [
@@ -157,15 +183,35 @@ def evaluate(
     return results
 
 
+def category_majority(items: Sequence[InstructionExample], gold: Sequence[str]) -> list[str | None]:
+    """A listing task's majority answers: for each example, the most frequent gold draft of
+    the *other* examples of its category (the first of them on a tie), else of the other
+    examples of any category, else none (a failure: a single example). Drafts are nearly all
+    distinct (every listing has its own title), so a category's most frequent draft counted
+    with the example itself would be its own gold wherever the category has one example:
+    leaving it out keeps the baseline from reading its answer."""
+    categories = [category_of(e) for e in items]
+    answers: list[str | None] = []
+    for i, category in enumerate(categories):
+        others = [(c, g) for j, (c, g) in enumerate(zip(categories, gold, strict=True)) if j != i]
+        pool = [g for c, g in others if c == category] or [g for _, g in others]
+        answers.append(Counter(pool).most_common(1)[0][0] if pool else None)
+    return answers
+
+
 def majority_baseline(examples: Sequence[InstructionExample]) -> dict[str, TaskScore]:
     """Scores of always answering each task's most frequent gold answer (of these examples;
-    for JSON tasks, each key's most frequent value)."""
+    for JSON tasks, each key's most frequent value; for a listing task, metric ``rouge_l``,
+    :func:`category_majority`)."""
     by_task: dict[str, list[InstructionExample]] = defaultdict(list)
     for example in examples:
         by_task[example.task].append(example)
     results = {}
     for task, items in sorted(by_task.items()):
-        gold = [e.label() for e in items]
+        gold = gold_answers(items)
+        if get_task(task).metric == "rouge_l":
+            results[task] = _score(task, items, category_majority(items, gold))
+            continue
         if get_task(task).answer == "json":
             keys = items[0].options
             values = [

@@ -39,6 +39,8 @@ VALUE_LIMIT = 64
 #: Seller text in a caption prompt is cut to this many characters.
 CAPTION_TEXT_LIMIT = 300
 IMAGE_KEY = "image information"
+#: The input key of the category's aspects (:func:`aspect_rows`) in an LG sample.
+ALLOWED_KEY = "allowed aspects"
 
 
 class LGQuery(Query):
@@ -121,6 +123,16 @@ def aspect_rows(aspects: Sequence[AspectSpec]) -> list[dict[str, object]]:
     """The aspects as the request and the prompt carry them: name, required, values (when
     listed)."""
     return [a.model_dump(mode="json", exclude_none=True) for a in aspects]
+
+
+def sample_aspects(sample: InstructionSample) -> list[AspectSpec]:
+    """The category's aspects an assembled LG sample carries (:data:`ALLOWED_KEY`, written by
+    :func:`aspect_rows`): what an instruction example keeps of its request's schema.
+    ``ValueError`` when the input has none."""
+    rows = sample.input.get(ALLOWED_KEY) if isinstance(sample.input, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"an LG sample's input carries its {ALLOWED_KEY!r}, not {rows!r}")
+    return [AspectSpec.model_validate(row) for row in rows]
 
 
 class ListingGeneration(Task):
@@ -213,7 +225,7 @@ class ListingGeneration(Task):
             )
         tokens = [ocr.get(slot) or NO_OCR for slot in order]
         data["OCR tokens"] = numbered_images(tokens) if len(tokens) > 1 else (tokens or [NO_OCR])[0]
-        data["allowed aspects"] = aspect_rows(aspects_of(request))
+        data[ALLOWED_KEY] = aspect_rows(aspects_of(request))
         return InstructionSample(self.code, self.instruction, data, list(request.options))
 
     # -- answers ---------------------------------------------------------------------------
@@ -228,6 +240,9 @@ class ListingGeneration(Task):
 
     def answer_schema(self, request: TaskRequest) -> dict[str, Any] | None:
         return listing_json_schema(aspects_of(request))
+
+    def sample_schema(self, sample: InstructionSample) -> dict[str, Any] | None:
+        return listing_json_schema(sample_aspects(sample))
 
 
 TASK = ListingGeneration()

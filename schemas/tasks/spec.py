@@ -155,6 +155,12 @@ class Task:
         predictor answers such a request by schema-constrained decoding and :meth:`parse`."""
         return None
 
+    def sample_schema(self, sample: InstructionSample) -> dict[str, Any] | None:
+        """:meth:`answer_schema` rebuilt from the sample :meth:`assemble` made of the request
+        (what evaluation has of it: an instruction example keeps the sample, not the
+        request); equal to it for every request."""
+        return None
+
     def score(self, gold: Sequence[str], pred: Sequence[str]) -> float:
         """The task's metric over parsed answers."""
         return metrics.METRICS[self.metric](gold, pred)

@@ -9,11 +9,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from caslie.prepare import prepare, split_of
+from caslie.prepare import pinned_labels, prepare, read_prepared, split_of
+from schemas.events import AspectSchemaEvent
 from schemas.records import EnrichedRecord, LabelEvent
+from schemas.tasks import get_task
+from schemas.tasks.lg import listing_json_schema
 from streams.config import Settings, VoterSettings
 from training.dataset import assemble
+from training.evaluate import category_of
 from training.synthetic import generate
+from training.synthetic.listings import generate_listings
 
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract")
 
@@ -51,3 +56,36 @@ def test_labelled_claims_become_training_examples(tmp_path: Path) -> None:
     ae = next(e for e in examples if e.task == "AE")
     assert set(orjson.loads(ae.output)) == set(synthetic.keys)
     assert "OCR Tokens:" in ae.sample().user_message()
+
+
+def test_a_set_that_pins_val_keeps_it_by_group_and_one_that_does_not_is_hashed() -> None:
+    labels = [{"request_id": r, "task": "LG", "label": "{}"} for r in ("a1", "a2", "b", "c")]
+    groups = {"a1": "A", "a2": "A"}
+    pinned = {"a1": "val", "a2": "train", "b": "train", "c": "test"}
+    got = {e.request_id: e.split for e in pinned_labels(labels, pinned, 0.99, groups)}
+    assert got == {"a1": "val", "a2": "val", "b": "train", "c": "test"}  # no hashing
+    unpinned = {**pinned, "a1": "train"}
+    hashed = {e.request_id: e.split for e in pinned_labels(labels, unpinned, 0.99, groups)}
+    assert hashed["c"] == "test" and hashed["a1"] == hashed["a2"] == split_of("A", "train", 0.99)
+
+
+def test_labelled_listings_become_lg_examples_on_their_generated_splits(tmp_path: Path) -> None:
+    listings = generate_listings(tmp_path / "syn" / "listings", 8, seed=2, val_fraction=0.4)
+    listings.write()
+    assert set(listings.splits.values()) == {"train", "val", "test"}
+    settings = Settings(cache_dir=Path.home() / ".cache" / "caslie")
+    settings = settings.model_copy(update={"voter": VoterSettings(judges=["overlap"])})
+    assert prepare(tmp_path / "syn", tmp_path / "out", settings, 0.5) == (8, 8)
+    enriched, events = read_prepared(tmp_path / "out")
+    assert {r.request_id for r in enriched} == {
+        f"auto-lg:{x['listing_id']}" for x in listings.listings
+    }
+    examples = assemble(enriched, events)
+    assert {e.request_id: e.split for e in examples} == listings.splits
+    schemas = {s["category"]: AspectSchemaEvent.model_validate(s) for s in listings.schemas}
+    lg = get_task("LG")
+    for example in examples:
+        schema = schemas[category_of(example)]
+        assert example.options == [a.name for a in schema.aspects]
+        assert lg.sample_schema(example.sample()) == listing_json_schema(schema.aspects)
+        assert "OCR tokens" in example.sample().user_message()

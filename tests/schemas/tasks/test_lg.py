@@ -11,6 +11,7 @@ from schemas.events import AspectSchemaEvent, ListingEvent, parse_query
 from schemas.tasks import get_task
 from schemas.tasks.lg import TITLE_LIMIT, listing_json_schema, parse_listing
 from schemas.tasks.resolving import MemoryTables, MissingData
+from schemas.tasks.sample import InstructionSample
 
 IMAGES = [{"url": "https://cdn.example/a.jpg"}, {"url": "https://cdn.example/b.jpg"}]
 LISTING = ListingEvent(listing_id="l1", category="womens-shoes", images=IMAGES)
@@ -100,3 +101,14 @@ def test_every_new_listing_makes_one_lg_query() -> None:
     query = TASK.for_listing(LISTING)
     assert query is not None and query.request_id == "auto-lg:l1"
     assert get_task("DD").for_listing(LISTING) is None
+
+
+def test_the_sample_rebuilds_the_schema_the_request_is_decoded_under() -> None:
+    tables = MemoryTables(listings={"l1": LISTING}, aspect_schemas={"womens-shoes": SCHEMA})
+    request = TASK.resolve(QUERY, tables)
+    sample = TASK.assemble(request, {"listing/0": "black pumps"})
+    assert TASK.sample_schema(sample) == TASK.answer_schema(request)
+    assert TASK.sample_schema(sample) == listing_json_schema(SCHEMA.aspects)
+    with pytest.raises(ValueError, match="allowed aspects"):
+        TASK.sample_schema(InstructionSample("LG", sample.instruction, {"category": "x"}))
+    assert get_task("AE").sample_schema(sample) is None
