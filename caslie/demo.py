@@ -1,5 +1,8 @@
 """``caslie demo``: the whole pipeline on the embedded broker (or an external one) with the
-built-in sample, a live progress bar, a readable table and optional JSON."""
+built-in sample, a live progress bar, a readable table and optional JSON.
+
+The table shows a JSON answer (AE's attributes, LG's listing draft) as one ``key: value`` line
+per field, an object's fields indented under its key."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from rich.table import Table
 from caslie.demo_data import build_sample
 from caslie.exit_codes import ExitCode
 from caslie.stages import run_stages
-from schemas.events import ClaimEvent
+from schemas.events import ClaimEvent, ListingEvent, Query
 from schemas.tasks.registry import get_task
 from streams.broker import EmbeddedBroker
 from streams.clients import create_topics, make_producer, wait_for_broker
@@ -30,15 +33,55 @@ from streams.produce import produce_event
 
 def _produce(settings: Settings, events: dict[str, list[dict[str, Any]]]) -> None:
     producer = make_producer(settings)
-    for logical in ("catalog", "reviews", "claims", "queries"):
+    for logical in ("catalog", "reviews", "aspect_schemas", "listings", "claims", "queries"):
         for event in events[logical]:
             produce_event(producer, settings, logical, event)
         producer.flush(30)
 
 
-def _brief(query: dict[str, Any]) -> str:
+def _auto_queries(settings: Settings, events: dict[str, list[dict[str, Any]]]) -> list[Query]:
+    """The queries the router asks by itself: its claim tasks of each claim, its listing
+    tasks of each listing."""
+    queries: list[Query | None] = []
+    for claim in events["claims"]:
+        for task in settings.router.claim_tasks:
+            queries.append(get_task(task).for_claim(ClaimEvent.model_validate(claim)))
+    for listing in events["listings"]:
+        for task in settings.router.listing_tasks:
+            queries.append(get_task(task).for_listing(ListingEvent.model_validate(listing)))
+    return [q for q in queries if q is not None]
+
+
+def _brief(query: dict[str, Any], listings: dict[str, dict[str, Any]]) -> str:
+    """The query's inputs on one line; a listing's category and seller text for its id."""
     skip = {"request_id", "task", "options"}
-    return "; ".join(f"{k}={v}" for k, v in query.items() if k not in skip)[:70]
+    fields = {k: v for k, v in query.items() if k not in skip}
+    listing = listings.get(fields.get("listing_id", ""))
+    if listing is not None:
+        fields = {"category": listing["category"], "seller_text": listing.get("seller_text")}
+    return "; ".join(f"{k}={v}" for k, v in fields.items())[:70]
+
+
+def readable_answer(label: str) -> str:
+    """A JSON object answer as ``key: value`` lines (nested objects indented under their
+    key); any other label as it is."""
+    try:
+        obj = orjson.loads(label)
+    except orjson.JSONDecodeError:
+        return label
+    if not isinstance(obj, dict):
+        return label
+
+    def lines(fields: dict[str, Any], indent: str) -> list[str]:
+        out = []
+        for key, value in fields.items():
+            if isinstance(value, dict):
+                out += [f"{indent}{key}:", *lines(value, indent + "  ")]
+            else:
+                out.append(f"{indent}{key}: {value}")
+        return out
+
+    return "\n".join(lines(obj, ""))
 
 
 def run_demo(
@@ -70,11 +113,8 @@ def run_demo(
         # the sample's images are files: file:// is off unless its folder is a root
         settings = settings.with_file_root(folder)
         wanted = {q["request_id"]: q for q in events["queries"]}
-        for claim in events["claims"]:  # the router asks the claim tasks of each claim
-            for task in settings.router.claim_tasks:
-                query = get_task(task).for_claim(ClaimEvent.model_validate(claim))
-                if query is not None:
-                    wanted[query.request_id] = query.model_dump(mode="json", exclude_none=True)
+        for query in _auto_queries(settings, events):
+            wanted[query.request_id] = query.model_dump(mode="json", exclude_none=True)
         worker = threading.Thread(
             target=lambda: code.append(run_stages(settings, "all", stop)),
             name="stages",
@@ -84,8 +124,10 @@ def run_demo(
         _produce(settings, events)
         console.print(
             f"produced {len(events['catalog'])} products, {len(events['reviews'])} reviews, "
-            f"{len(events['claims'])} claim, {len(events['queries'])} queries (CASLIE's 7 tasks, "
-            f"and {', '.join(settings.router.claim_tasks)} of the claim); loading models and "
+            f"{len(events['claims'])} claim, {len(events['listings'])} listing, "
+            f"{len(events['queries'])} queries (CASLIE's 7 tasks, "
+            f"{', '.join(settings.router.claim_tasks)} of the claim and "
+            f"{', '.join(settings.router.listing_tasks)} of the listing); loading models and "
             "waiting for predictions"
         )
         predictions: dict[str, dict[str, Any]] = {}
@@ -123,7 +165,8 @@ def run_demo(
             record = orjson.loads(raw)
             if record.get("request_id") in wanted:
                 enriched[record["request_id"]] = record
-        rows = _table(console, wanted, predictions, enriched)
+        listings = {listing["listing_id"]: listing for listing in events["listings"]}
+        rows = _table(console, wanted, predictions, enriched, listings)
         if json_path is not None:
             json_path.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
             console.print(f"wrote {json_path}")
@@ -148,6 +191,7 @@ def _table(
     wanted: dict[str, dict[str, Any]],
     predictions: dict[str, dict[str, Any]],
     enriched: dict[str, dict[str, Any]],
+    listings: dict[str, dict[str, Any]],
 ) -> list[dict[str, Any]]:
     table = Table(title="caslie demo: predictions", show_lines=True)
     for column in ("task", "inputs", "caption", "votes / kept", "prediction"):
@@ -172,7 +216,7 @@ def _table(
         answer = (
             "(none)"
             if pred is None
-            else (pred.get("option") or pred["label"]) + f"  [{pred['adapter']}]"
+            else (pred.get("option") or readable_answer(pred["label"])) + f"  [{pred['adapter']}]"
         )
         tokens = [
             f"{c['slot']} OCR: {c['ocr_tokens']}"
@@ -181,7 +225,7 @@ def _table(
         ]
         table.add_row(
             query["task"],
-            _brief(query),
+            _brief(query, listings),
             "\n".join(captions + tokens) or "-",
             "\n".join(votes) or "-",
             answer,

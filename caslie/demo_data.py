@@ -1,13 +1,20 @@
 """The demo's built-in sample: product images drawn with Pillow (brand and product text),
-products, reviews, a customer claim with its photo, and at least one query for each of
-CASLIE's seven tasks; the router asks VIT-Pro's DD, PM and AE of the claim by itself."""
+products, reviews, a customer claim with its photo, at least one query for each of CASLIE's
+seven tasks, and a seller's listing (a photo of a mug drawn by the synthetic listings'
+generator) with its category's aspect schema; the router asks VIT-Pro's DD, PM and AE of the
+claim and OPAL's LG of the listing by itself."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
+
+from training.synthetic.claims import save_png
+from training.synthetic.item_drawing import draw_item, seller_photo
+from training.synthetic.items import CATEGORY_BY_NAME, Item
 
 # (product id, brand, product text, background, text colour, title, category)
 PRODUCTS = [
@@ -88,6 +95,45 @@ def draw_claim_photo(path: Path) -> None:
         [(380, 500), (420, 470), (445, 450), (470, 410), (500, 380)], fill=(20, 20, 20), width=4
     )
     img.save(path)
+
+
+#: The item of the demo's listing: a red Brewco mug (category ``mugs``: Brand and Color
+#: required, Color, Material, Capacity and Dishwasher Safe with listed values); its material,
+#: capacity and dishwasher-safe mark are printed on it, its country is only in the seller's text.
+LISTING_ITEM = Item(
+    CATEGORY_BY_NAME["mugs"],
+    "red",
+    {
+        "Brand": "Brewco",
+        "Color": "Red",
+        "Material": "Ceramic",
+        "Capacity": "350 ml",
+        "Dishwasher Safe": "Yes",
+        "Country of Manufacture": "Portugal",
+    },
+    ("Material", "Capacity", "Dishwasher Safe"),
+)
+LISTING_SELLER_TEXT = "Brewco red ceramic mug 350ml, made in Portugal. L@@K fast shipping!"
+#: Seed of the listing photo's drawing (silhouette, faces, scene), so every run draws the same.
+LISTING_SEED = 17
+
+
+def aspect_schema() -> dict[str, Any]:
+    """The ``aspect_schemas`` event of the demo listing's category."""
+    return LISTING_ITEM.category.schema_event()
+
+
+def draw_listing(folder: Path, run_id: str) -> dict[str, Any]:
+    """Draw the seller's photo of :data:`LISTING_ITEM` into ``folder``; the ``listings``
+    event (listing id ``demo-<run_id>-listing``)."""
+    rng = random.Random(LISTING_SEED)
+    image = save_png(seller_photo(draw_item(LISTING_ITEM, rng), rng), folder / "listing.png")
+    return {
+        "listing_id": f"demo-{run_id}-listing",
+        "category": LISTING_ITEM.category.name,
+        "images": [image],
+        "seller_text": LISTING_SELLER_TEXT,
+    }
 
 
 def build_sample(folder: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -210,4 +256,11 @@ def build_sample(folder: Path, run_id: str) -> dict[str, list[dict[str, Any]]]:
             "order_id": "order-1",
         }
     ]
-    return {"catalog": products, "reviews": reviews, "claims": claims, "queries": queries}
+    return {
+        "catalog": products,
+        "reviews": reviews,
+        "claims": claims,
+        "aspect_schemas": [aspect_schema()],
+        "listings": [draw_listing(folder, run_id)],
+        "queries": queries,
+    }

@@ -1,5 +1,6 @@
-"""End to end: the demo's sample (all 7 tasks) through the router, captioner, voter and
-predictor with real small models, over real Apache Kafka and over the embedded broker."""
+"""End to end: the demo's sample (all 7 tasks, the claim's DD, PM and AE, the listing's LG)
+through the router, captioner, voter and predictor with real small models, over real Apache
+Kafka and over the embedded broker; and the table's rendering of JSON answers."""
 
 from __future__ import annotations
 
@@ -8,21 +9,27 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the venv
 import orjson
 import pytest
 from rich.console import Console
 
-from caslie.demo import run_demo
+from caslie.demo import readable_answer, run_demo
+from caslie.demo_data import aspect_schema
 from schemas import Prediction
+from schemas.events import AspectSchemaEvent
 from schemas.tasks import get_task
 from schemas.tasks.ae import DEFAULT_KEYS
+from schemas.tasks.lg import listing_json_schema
 from streams.config import Settings
 from workers.vote import majority
 
-pytestmark = [
+F = TypeVar("F", bound=Callable[..., None])
+_END_TO_END = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr not installed"),
     pytest.mark.skipif(
@@ -35,9 +42,17 @@ pytestmark = [
 ]
 
 
+def end_to_end(test: F) -> F:
+    """A whole-pipeline test: slow, and skipped without Tesseract or the small models."""
+    for mark in reversed(_END_TO_END):
+        test = mark(test)
+    return test
+
+
 def _check(rows: list[dict[str, Any]]) -> None:
     tasks = {row["query"]["task"] for row in rows}
-    assert tasks == {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR", "DD", "PM", "AE"}
+    assert tasks == {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR", "DD", "PM", "AE", "LG"}
+    draft_schema = listing_json_schema(AspectSchemaEvent.model_validate(aspect_schema()).aspects)
     for row in rows:
         prediction = Prediction.model_validate(row["prediction"])
         request = row["query"]
@@ -47,6 +62,8 @@ def _check(rows: list[dict[str, Any]]) -> None:
         # a legal answer, with its trace through every stage
         if spec.answer == "binary":
             assert prediction.label in ("yes", "no")
+        elif prediction.task == "LG":  # the draft (in the label) fits the category's schema
+            jsonschema.validate(orjson.loads(prediction.label), draft_schema)
         elif spec.answer == "json":  # AE: valid JSON with exactly the asked keys
             assert prediction.answer is not None and list(prediction.answer) == list(DEFAULT_KEYS)
             assert orjson.loads(prediction.label) == prediction.answer
@@ -66,6 +83,9 @@ def _check(rows: list[dict[str, Any]]) -> None:
     ae = by_task["AE"]["captions"][0]
     assert ae["slot"] == "claim/0" and "LUSTRA" in ae["ocr_tokens"] and "250" in ae["ocr_tokens"]
     assert [c["slot"] for c in by_task["PM"]["captions"]] == ["claim/0", "reference"]
+    # LG was asked of the listing by the router and captioned its photo
+    assert by_task["LG"]["query"]["request_id"].startswith("auto-lg:demo-")
+    assert [c["slot"] for c in by_task["LG"]["captions"]] == ["listing/0"]
     # OCR captions mention the text drawn on the images
     mpc = by_id["mpc"]["captions"][0]["text"]
     assert "SONORA" in mpc and "WIRELESS" in mpc
@@ -84,6 +104,7 @@ def _check(rows: list[dict[str, Any]]) -> None:
     assert missing.captions_used == [] and "ImageFetchError" in missing.caption_errors["product"]
 
 
+@end_to_end
 @pytest.mark.kafka
 def test_demo_pipeline_on_apache_kafka(kafka_settings: Settings, tmp_path: Path) -> None:
     settings = kafka_settings.model_copy(
@@ -99,6 +120,7 @@ def test_demo_pipeline_on_apache_kafka(kafka_settings: Settings, tmp_path: Path)
     _check(orjson.loads((tmp_path / "out.json").read_bytes()))
 
 
+@end_to_end
 @pytest.mark.embedded
 def test_caslie_demo_command_on_embedded_broker(tmp_path: Path) -> None:
     env = {
@@ -114,5 +136,21 @@ def test_caslie_demo_command_on_embedded_broker(tmp_path: Path) -> None:
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert b"all 12 requests answered" in result.stdout  # 9 queries, 3 claim tasks
+    assert b"all 13 requests answered" in result.stdout  # 9 queries, 3 claim tasks, LG
     _check(orjson.loads((tmp_path / "d.json").read_bytes()))
+
+
+def test_readable_answer_puts_each_field_of_a_json_answer_on_its_line() -> None:
+    draft = '{"title":"Brewco Ceramic Mug, 350 ml, Red","aspects":{"Brand":"Brewco","Color":"Red"}}'
+    assert readable_answer(draft).splitlines() == [
+        "title: Brewco Ceramic Mug, 350 ml, Red",
+        "aspects:",
+        "  Brand: Brewco",
+        "  Color: Red",
+    ]
+    assert readable_answer('{"brand":"Lustra","size":"250 ml"}') == "brand: Lustra\nsize: 250 ml"
+
+
+@pytest.mark.parametrize("label", ["yes", "B", "#failed", "12", '["a"]'])
+def test_readable_answer_keeps_a_label_that_is_no_json_object(label: str) -> None:
+    assert readable_answer(label) == label
