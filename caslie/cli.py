@@ -512,6 +512,14 @@ def retrain(
         int, typer.Option(help="Training listings drafted and graded for DPO.")
     ] = 64,
     dpo_lr: Annotated[float, typer.Option("--dpo-lr")] = 5e-6,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine/--no-refine",
+            help="Cut the training split's listing (LG) references to what each example's "
+            "photos show (OCR tokens, kept captions) first; validation keeps its own.",
+        ),
+    ] = False,
     summary: Annotated[
         Path | None, typer.Option("--json", help="Write the cycle's summary here.")
     ] = None,
@@ -553,7 +561,9 @@ def retrain(
     )
     stop = _stop_event()
     while True:
-        result = retrain_cycle(settings, name, lora, margin, max_train, stage=chosen_stage, dpo=dpo)
+        result = retrain_cycle(
+            settings, name, lora, margin, max_train, stage=chosen_stage, dpo=dpo, refine=refine
+        )
         text = cycle_summary(result)
         typer.echo(text.decode())
         if summary is not None:

@@ -33,6 +33,11 @@ Contract.
 - Rewriter: :class:`Rewriter` is where a large VLM goes (OPAL's MACE rewrites each title with
   one): given one, :func:`refine_listing` asks it first, records what it removed as
   ``rewriter`` and then runs the deterministic check on its output. No model is built in.
+- Training data: :func:`refine_examples` refines the gold output of each LG instruction
+  example against the example's own input (its OCR tokens and kept captions, its allowed
+  aspects, a vocabulary of its category: :func:`category_vocabulary`), so the model learns
+  to state only what its prompt shows; ``caslie retrain --refine`` applies it to the
+  training split.
 """
 
 from __future__ import annotations
@@ -40,13 +45,18 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
 from PIL import Image
 
+from schemas.events import AspectSpec
+from schemas.tasks import lg
 from schemas.tasks.answers import normalise_value
+from schemas.tasks.prompts import NO_CAPTION, NO_OCR, image_contexts
+from schemas.tasks.sample import OCR_KEY, InstructionSample
+from training.dataset import InstructionExample
 from workers.backends.ocr import COLOURS
 
 #: Alphabetic words at least this long match evidence within one edit (OCR noise).
@@ -501,3 +511,88 @@ def summarise(refinements: Iterable[Refinement]) -> RefineSummary:
         dropped_pairs=Counter(d.reason for r in items for d in r.dropped_pairs),
         lost_required=sum(bool(r.missing_required) for r in items),
     )
+
+
+# -- instruction examples ------------------------------------------------------------------
+
+
+def category_vocabulary(category: str, aspects: Iterable[AspectSpec]) -> frozenset[str]:
+    """A category's generic title words, from what an LG example carries: the words of its
+    name (``womens-shoes``: ``womens-shoes``, ``womens``, ``shoes``, each also without a
+    trailing ``s``: ``women``, ``shoe``) and the words of every value its schema lists
+    (``Low Top``, ``Blue``, ``Stoneware``). Words with a digit and :data:`SIZE_WORDS`
+    (``9.5``, ``S``, ``XL``) are left out: they state one item's size or code, which the
+    evidence must show."""
+    name = normalise_word(category)
+    words = {name, *re.split(r"[-_\s]+", name)}
+    words |= {w[:-1] for w in words if len(w) > 3 and w.endswith("s")}
+    for aspect in aspects:
+        for value in aspect.values or ():
+            words |= {normalise_word(w) for w in value.split()}
+    return frozenset(
+        w for w in words if w and w not in SIZE_WORDS and not any(c.isdigit() for c in w)
+    )
+
+
+def example_evidence(sample: InstructionSample) -> Evidence:
+    """What an assembled LG sample shows of its images (:meth:`schemas.tasks.lg.
+    ListingGeneration.assemble`): its OCR tokens and its kept captions, one entry per image
+    (unnumbered), images without OCR text or a kept caption left out. The seller text is
+    not evidence."""
+    data = sample.input if isinstance(sample.input, dict) else {}
+
+    def contexts(key: str, empty: str) -> tuple[str, ...]:
+        text = data.get(key)
+        if not isinstance(text, str):
+            return ()
+        return tuple(c for c in image_contexts(text) if c.strip() and c != empty)
+
+    return Evidence(
+        ocr_tokens=contexts(OCR_KEY, NO_OCR), captions=contexts(lg.IMAGE_KEY, NO_CAPTION)
+    )
+
+
+def example_rules(sample: InstructionSample) -> CategoryRules:
+    """An assembled LG sample's rules: required keys from its allowed aspects, vocabulary
+    :func:`category_vocabulary` of its category and allowed aspects."""
+    aspects = lg.sample_aspects(sample)
+    data = sample.input if isinstance(sample.input, dict) else {}
+    category = str(data.get("category", ""))
+    return CategoryRules.from_schema(aspects, category_vocabulary(category, aspects))
+
+
+def refine_example(example: InstructionExample) -> Refinement:
+    """An LG example's gold ``output`` cut to what its own input shows (:func:`refine_listing`
+    under :func:`example_evidence` and :func:`example_rules`). ``ValueError`` for another
+    task or an output that is not a listing."""
+    if example.task != lg.TASK.code:
+        raise ValueError(f"refinement is for LG examples, not {example.task}")
+    sample = example.sample()
+    return refine_listing(
+        Listing.from_json(example.output), example_evidence(sample), example_rules(sample)
+    )
+
+
+def refine_examples(
+    examples: Iterable[InstructionExample],
+) -> tuple[list[InstructionExample], RefineSummary]:
+    """Training examples with every LG example's gold output refined (:func:`refine_example`)
+    and written back in the LG answer form (schema order); an LG example left without a
+    title is dropped (counted as ``unusable``), one that lost a required key's pair is kept
+    (counted as ``lost_required``). Other tasks' examples pass through unchanged and are not
+    counted. Order is kept. For the training split only: validation and test keep their
+    references, so the gate measures against what the listings say."""
+    kept: list[InstructionExample] = []
+    refinements: list[Refinement] = []
+    for example in examples:
+        if example.task != lg.TASK.code:
+            kept.append(example)
+            continue
+        result = refine_example(example)
+        refinements.append(result)
+        if not result.usable:
+            continue
+        names = [a.name for a in lg.sample_aspects(example.sample())]
+        output = lg.canonical_listing(result.refined.title, result.refined.aspects, names)
+        kept.append(replace(example, output=output))
+    return kept, summarise(refinements)

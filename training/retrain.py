@@ -8,7 +8,11 @@ no worse than the SFT one on validation (:func:`~training.gate.gate` at margin 0
 otherwise; ``dpo`` tunes the current published version. The better candidate then faces the
 incumbent at the cycle's margin; when it passes, every candidate trained is published (SFT
 before DPO, each with its validation metrics, ``stage`` and the version it started from) and
-the better one is made current and announced."""
+the better one is made current and announced.
+
+Refinement (``refine``): the training split's LG gold outputs are cut to what each example's
+own input shows (:func:`training.refine.refine_examples`) before SFT and DPO see them;
+validation (the gate's) keeps its references. The summary records what was dropped."""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from training.evaluate import answerers, evaluate
 from training.gate import GateDecision, gate
 from training.lora import LoraSettings, train_lora
 from training.metrics import TaskScore
+from training.refine import refine_examples
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,9 @@ class CycleResult:
     dpo: dict[str, object] = field(default_factory=dict)
     #: Stage -> the version published for it.
     versions: dict[str, str] = field(default_factory=dict)
+    #: What refinement dropped from the training split
+    #: (:meth:`training.refine.RefineSummary.as_dict`); empty when it did not run.
+    refinement: dict[str, object] = field(default_factory=dict)
 
 
 def read_topic_records(settings: Settings, logical: str, idle_timeout: float = 5.0) -> list[bytes]:
@@ -108,20 +116,28 @@ def retrain_cycle(
     stage: str = "sft",
     dpo: DpoSettings | None = None,
     judge: ListingJudge | None = None,
+    refine: bool = False,
 ) -> CycleResult:
     """Train on the ``train`` split (``stage``: module docstring), evaluate the candidates and
-    the incumbent on ``val`` with the predictor's settings
-    (:func:`training.evaluate.answerers`: decoding, prompt form, JSON decoding) and gate.
-    Training uses the same prompt form and ``predictor.cutoff`` (in place of ``lora.cutoff``
-    and ``dpo.cutoff``), so it learns the prompts that are served. ``judge`` grades the
-    preference round's drafts (default: the metrics). Raises :class:`ValueError` for an
-    unknown stage, too little data, ``dpo`` without a published version, or a ``dpo`` round
-    with no failed draft to learn from."""
+        the incumbent on ``val`` with the predictor's settings
+        (:func:`training.evaluate.answerers`: decoding, prompt form, JSON decoding) and gate.
+        Training uses the same prompt form and ``predictor.cutoff`` (in place of ``lora.cutoff``
+        and ``dpo.cutoff``), so it learns the prompts that are served. ``judge`` grades the
+        preference round's drafts (default: the metrics). ``refine``: the training split is refined
+    first (module docstring), then cut to ``max_train``. Raises :class:`ValueError` for an
+        unknown stage, too little data, ``dpo`` without a published version, or a ``dpo`` round
+        with no failed draft to learn from."""
     stage = parse_stage(stage)
     enriched = [EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")]
     labels = [LabelEvent.from_json(v) for v in read_topic_records(settings, "labels")]
     examples = assemble(enriched, labels)
-    train = [e for e in examples if e.split == "train"][:max_train]
+    train = [e for e in examples if e.split == "train"]
+    refinement: dict[str, object] = {}
+    if refine:
+        train, summary = refine_examples(train)
+        refinement = summary.as_dict()
+        log.info("refinement: %s", refinement)
+    train = train[:max_train]
     val = [e for e in examples if e.split == "val"]
     counts = {
         "enriched": len(enriched),
@@ -193,7 +209,9 @@ def retrain_cycle(
         published = None
         versions: dict[str, str] = {}
         if decision.promote:
-            snapshot = {**counts, "label_topic_records": len(labels)}
+            snapshot: dict[str, object] = {**counts, "label_topic_records": len(labels)}
+            if refine:
+                snapshot["refinement"] = refinement
             for which, path in candidates.items():  # sft before dpo
                 metrics: dict[str, object] = {
                     "val": _scores_json(scores[which]),
@@ -227,6 +245,7 @@ def retrain_cycle(
         scores,
         round_.describe() if round_ is not None else {},
         versions,
+        refinement,
     )
 
 
@@ -255,6 +274,7 @@ def cycle_summary(result: CycleResult) -> bytes:
             "stages_val": {k: _scores_json(v) for k, v in result.stages.items()},
             "dpo": result.dpo,
             "versions": result.versions,
+            "refinement": result.refinement,
         },
         option=orjson.OPT_INDENT_2,
     )

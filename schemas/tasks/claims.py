@@ -14,7 +14,13 @@ from typing import ClassVar
 from schemas.base import Identifier
 from schemas.events import ClaimEvent, ProductEvent, Query
 from schemas.records import ImageSlot, TaskRequest
-from schemas.tasks.prompts import NO_OCR, VITPRO_INSTRUCTION, numbered_images, vitpro_prompt
+from schemas.tasks.prompts import (
+    NO_CAPTION,
+    NO_OCR,
+    VITPRO_INSTRUCTION,
+    numbered_images,
+    vitpro_prompt,
+)
 from schemas.tasks.resolving import Tables, claim_of, image_slot, products_of, slot_for
 from schemas.tasks.sample import InstructionSample
 from schemas.tasks.spec import Task
@@ -119,7 +125,7 @@ class ClaimTask(Task):
             data["Image information"] = (
                 captions[0]
                 if len(order) == 1
-                else numbered_images([kept.get(slot, "no information") for slot in order])
+                else numbered_images([kept.get(slot, NO_CAPTION) for slot in order])
             )
         tokens = [ocr.get(slot) or NO_OCR for slot in order]
         data["Question"] = self.question

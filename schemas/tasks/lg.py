@@ -27,9 +27,9 @@ from schemas.base import Identifier
 from schemas.events import AspectSpec, ListingEvent, Query
 from schemas.records import ImageSlot, TaskRequest
 from schemas.tasks.claims import short
-from schemas.tasks.prompts import CAPTION_PREFIX, NO_OCR, numbered_images
+from schemas.tasks.prompts import CAPTION_PREFIX, NO_CAPTION, NO_OCR, numbered_images
 from schemas.tasks.resolving import Tables, aspect_schema_of, listing_of, slot_for
-from schemas.tasks.sample import InstructionSample
+from schemas.tasks.sample import OCR_KEY, InstructionSample
 from schemas.tasks.spec import Task
 
 #: The longest title a draft may have (marketplaces cap titles at about 80 characters).
@@ -221,10 +221,10 @@ class ListingGeneration(Task):
             data[IMAGE_KEY] = (
                 captions[0]
                 if len(order) == 1
-                else numbered_images([kept.get(slot, "no information") for slot in order])
+                else numbered_images([kept.get(slot, NO_CAPTION) for slot in order])
             )
         tokens = [ocr.get(slot) or NO_OCR for slot in order]
-        data["OCR tokens"] = numbered_images(tokens) if len(tokens) > 1 else (tokens or [NO_OCR])[0]
+        data[OCR_KEY] = numbered_images(tokens) if len(tokens) > 1 else (tokens or [NO_OCR])[0]
         data[ALLOWED_KEY] = aspect_rows(aspects_of(request))
         return InstructionSample(self.code, self.instruction, data, list(request.options))
 

@@ -9,6 +9,7 @@ path an image is represented by its kept caption, so the numbered contexts are c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
@@ -44,6 +45,8 @@ VITPRO_INSTRUCTION = (
 )
 #: What stands for OCR tokens when an image has none (no text read, or OCR off).
 NO_OCR = "none"
+#: A slot's place in a multi-image context when its caption was not kept.
+NO_CAPTION = "no information"
 
 
 def concise_caption_prompt(prompt: str) -> str:
@@ -63,6 +66,22 @@ def concise_caption_prompt(prompt: str) -> str:
 def numbered_images(contexts: Sequence[str]) -> str:
     """``["a", "b"]`` -> ``"[1] a ### [2] b"`` (VIT-Pro's multi-image form)."""
     return " ### ".join(f"[{i + 1}] {text}" for i, text in enumerate(contexts))
+
+
+_NUMBER = re.compile(r"\[(\d+)\] ")
+
+
+def image_contexts(text: str) -> list[str]:
+    """The inverse of :func:`numbered_images` for two images or more (the task modules write
+    one image's context bare): ``"[1] a ### [2] b"`` -> ``["a", "b"]``; any other text is one
+    image's context (``"a"`` -> ``["a"]``, ``"[1] a"`` -> ``["[1] a"]``)."""
+    parts = text.split(" ### ")
+    numbered = [_NUMBER.match(p) for p in parts]
+    if len(parts) < 2 or not all(
+        m is not None and m.group(1) == str(i + 1) for i, m in enumerate(numbered)
+    ):
+        return [text]
+    return [p[m.end() :] for p, m in zip(parts, numbered, strict=True) if m is not None]
 
 
 def vitpro_prompt(

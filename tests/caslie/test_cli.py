@@ -211,6 +211,26 @@ def test_retrain_takes_a_stage_and_refuses_an_unknown_one(monkeypatch: pytest.Mo
     assert len(asked) == 4
 
 
+def test_retrain_refines_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from training import retrain
+
+    asked: list[bool] = []
+
+    def cycle(*_: object, refine: bool, **__: object) -> object:
+        asked.append(refine)
+        return types.SimpleNamespace(published=True)
+
+    monkeypatch.setattr(retrain, "retrain_cycle", cycle)
+    monkeypatch.setattr(retrain, "cycle_summary", lambda _result: b"{}")
+    runner = CliRunner()
+    env = {"CASLIE_PREDICTOR__BACKEND": "transformers"}
+    for args in ([], ["--refine"], ["--no-refine"]):
+        assert runner.invoke(app, ["retrain", *args], env=env).exit_code == 0
+    assert asked == [False, True, False]
+
+
 def _prepared(folder: Path) -> Path:
     """A caslie prepare output folder: SA records with a kept caption, labelled into an
     in-domain and an out-of-domain split."""

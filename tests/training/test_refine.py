@@ -3,10 +3,16 @@ are dropped, each with its reason."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
+import orjson
 import pytest
 
+from schemas.events import AspectSchemaEvent, ListingEvent, parse_query
+from schemas.tasks import get_task
+from schemas.tasks.resolving import MemoryTables
+from training.dataset import InstructionExample
 from training.refine import (
     CategoryRules,
     DroppedPair,
@@ -14,7 +20,12 @@ from training.refine import (
     Evidence,
     EvidenceIndex,
     Listing,
+    category_vocabulary,
     colour_inferable,
+    example_evidence,
+    example_rules,
+    refine_example,
+    refine_examples,
     refine_listing,
     refine_title,
     summarise,
@@ -207,3 +218,138 @@ def test_summary_counts_reasons_over_a_data_set() -> None:
         "dropped_pairs": {"ungrounded": 1},
         "lost_required": 0,
     }
+
+
+# -- LG instruction examples ---------------------------------------------------------------
+
+LG = get_task("LG")
+LG_SCHEMA = AspectSchemaEvent(
+    category="womens-shoes",
+    aspects=[
+        {"name": "Brand", "required": True},
+        {"name": "Color", "required": True, "values": ["Black", "White", "Grey"]},
+        {"name": "Type", "values": ["Pumps", "Sneakers"]},
+        {"name": "US Shoe Size", "values": ["8", "9", "S"]},
+        {"name": "Country of Manufacture"},
+    ],
+)
+
+
+def _lg_example(
+    output: Mapping[str, object],
+    kept: dict[str, str],
+    ocr: dict[str, str],
+    split: str = "train",
+    seller_text: str | None = "Made in China, size 8, ships fast",
+) -> InstructionExample:
+    """An LG example as the training data builds it: the request resolved, the sample
+    assembled by the LG task (captions kept per slot, OCR per slot), the gold output."""
+    images = [{"url": "https://cdn.example/a.jpg"}, {"url": "https://cdn.example/b.jpg"}]
+    listing = ListingEvent(
+        listing_id="l1", category="womens-shoes", images=images, seller_text=seller_text
+    )
+    query = parse_query({"request_id": "q1", "task": "LG", "listing_id": "l1"})
+    tables = MemoryTables(listings={"l1": listing}, aspect_schemas={"womens-shoes": LG_SCHEMA})
+    request = LG.resolve(query, tables)
+    sample = LG.assemble(request, kept, ocr)
+    return InstructionExample(
+        task="LG",
+        split=split,
+        instruction=sample.instruction,
+        input=sample.input_text(),
+        options=sample.options,
+        output=orjson.dumps(output).decode(),
+    )
+
+
+PUMPS = _lg_example(
+    {
+        "title": "NINE WEST Women's Black Leather Pumps Sz 8 SHIP FAST",
+        "aspects": {
+            "Brand": "Nine West",
+            "Color": "Black",
+            "Type": "Pumps",
+            "US Shoe Size": "8",
+            "Country of Manufacture": "China",
+        },
+    },
+    kept={"listing/1": "black leather pumps on a white floor"},
+    ocr={"listing/0": "NINE WEST"},
+)
+
+
+def test_an_example_keeps_what_its_own_input_shows_and_says_why_the_rest_went() -> None:
+    result = refine_example(PUMPS)
+    assert result.refined == Listing(
+        "NINE WEST Women's Black Leather Pumps",
+        {"Brand": "Nine West", "Color": "Black", "Type": "Pumps"},
+    )
+    assert [(d.token, d.reason) for d in result.dropped_tokens] == [
+        ("Sz", "size_or_code"),
+        ("8", "size_or_code"),
+        ("SHIP", "marketing"),
+        ("FAST", "marketing"),
+    ]
+    # the seller's text says "Made in China, size 8": it is not evidence
+    assert result.dropped_pairs == (
+        DroppedPair("US Shoe Size", "8", "ungrounded", required=False),
+        DroppedPair("Country of Manufacture", "China", "ungrounded", required=False),
+    )
+
+
+def test_the_evidence_is_the_ocr_and_the_kept_captions_unnumbered() -> None:
+    evidence = example_evidence(PUMPS.sample())
+    assert list(evidence.ocr_tokens) == ["NINE WEST"]  # the second image's "none" is no text
+    assert list(evidence.captions) == ["black leather pumps on a white floor"]
+    bare = _lg_example({"title": "x", "aspects": {}}, kept={}, ocr={})
+    assert example_evidence(bare.sample()) == Evidence()
+
+
+def test_the_vocabulary_is_the_category_and_the_listed_values_less_sizes_and_codes() -> None:
+    vocabulary = category_vocabulary("womens-shoes", LG_SCHEMA.aspects)
+    assert {"womens", "women", "shoes", "shoe", "pumps", "sneakers", "black", "grey"} <= vocabulary
+    assert not {"8", "9", "s", "brand", "china"} & vocabulary
+    rules = example_rules(PUMPS.sample())
+    assert rules.required == {"Brand", "Color"} and rules.vocabulary == vocabulary
+
+
+def test_refined_examples_are_written_back_and_the_unusable_ones_counted_out() -> None:
+    hype = _lg_example(
+        {"title": "SHIP FAST L@@K", "aspects": {"Brand": "Acme"}},
+        kept={},
+        ocr={"listing/0": "NINE WEST"},
+    )
+    other = InstructionExample(
+        task="SA", split="train", instruction="i", input="{}", options=[], output="A: good"
+    )
+    examples, summary = refine_examples([other, PUMPS, hype])
+    assert examples == [other, replace(PUMPS, output=examples[1].output)]
+    assert orjson.loads(examples[1].output) == {
+        "title": "NINE WEST Women's Black Leather Pumps",
+        "aspects": {"Brand": "Nine West", "Color": "Black", "Type": "Pumps"},
+    }
+    assert summary.as_dict() == {
+        "examples": 2,  # the LG ones
+        "changed": 2,
+        "unusable": 1,
+        "title_tokens": 10 + 3,
+        "aspect_pairs": 5 + 1,
+        "dropped_tokens": {"size_or_code": 2, "marketing": 4, "noise": 1},
+        "dropped_pairs": {"ungrounded": 3},
+        "lost_required": 1,  # Acme, the hype listing's Brand
+    }
+
+
+def test_a_grounded_example_is_left_as_it_is() -> None:
+    gold = {"title": "NINE WEST Black Pumps", "aspects": {"Brand": "Nine West", "Color": "Black"}}
+    example = _lg_example(gold, kept={"listing/1": "black pumps"}, ocr={"listing/0": "NINE WEST"})
+    [same], summary = refine_examples([example])
+    assert same == example and summary.changed == 0 and summary.unusable == 0
+
+
+def test_refining_another_task_is_refused() -> None:
+    other = InstructionExample(
+        task="SA", split="train", instruction="i", input="{}", options=[], output="A: good"
+    )
+    with pytest.raises(ValueError, match="refinement is for LG examples, not SA"):
+        refine_example(other)

@@ -10,6 +10,8 @@ from schemas.tasks.prompts import (
     CONCISE_CAPTION,
     GENERIC_CAPTION_PROMPT,
     concise_caption_prompt,
+    image_contexts,
+    numbered_images,
 )
 from schemas.tasks.registry import all_tasks, get_task
 
@@ -29,3 +31,13 @@ def test_generic_and_foreign_prompts() -> None:
     assert concise_caption_prompt(GENERIC_CAPTION_PROMPT) == CONCISE_CAPTION
     assert concise_caption_prompt(CAPTION_PREFIX) == CONCISE_CAPTION
     assert concise_caption_prompt("Mention the brand.") == f"{CONCISE_CAPTION} Mention the brand."
+
+
+@pytest.mark.parametrize("contexts", [["NINE WEST", "none"], ["a", "b", "[3] c"], ["x"] * 4])
+def test_numbered_contexts_come_back_apart(contexts: list[str]) -> None:
+    assert image_contexts(numbered_images(contexts)) == contexts
+
+
+@pytest.mark.parametrize("text", ["black leather pumps", "[1] one image", "[1] a ### [3] b", ""])
+def test_any_other_text_is_one_image(text: str) -> None:
+    assert image_contexts(text) == [text]
