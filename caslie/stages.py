@@ -153,19 +153,11 @@ def build_predictor(settings: Settings) -> Stage:
         )
         scorer, extractor, host = VllmOptionScorer(engine), VllmJsonExtractor(engine), engine
     else:
-        from workers.backends.causal_lm import CausalLM, LlmOptionScorer
-        from workers.backends.structured import LlmJsonExtractor
+        from training.evaluate import answerers
 
-        lm = CausalLM(  # private: adapters modify their model
-            cfg.model,
-            settings.cache_dir,
-            private=True,
-            prompt_format=cfg.prompt_format,
-            cutoff=cfg.cutoff,
-        )
-        scorer = LlmOptionScorer(lm, cfg.decoding)
-        extractor = LlmJsonExtractor(lm, constrained=cfg.json_decoding == "constrained")
-        host = lm
+        # the same model, scorer and extractor caslie eval and the retrain gate measure
+        models = answerers(settings)
+        scorer, extractor, host = models.scorer, models.extractor, models.lm
     watcher = AdapterWatcher(settings, host, registry, cache)
     return PredictorStage(
         scorer,

@@ -95,13 +95,7 @@ class ClaimTask(Task):
         )
 
     def for_claim(self, claim: ClaimEvent) -> Query | None:
-        return self.query_model.model_validate(
-            {
-                "request_id": f"auto-{self.code.lower()}:{claim.claim_id}",
-                "task": self.code,
-                "claim_id": claim.claim_id,
-            }
-        )
+        return self.auto_query("claim_id", claim.claim_id)
 
     # -- the sample ------------------------------------------------------------------------
 

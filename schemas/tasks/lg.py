@@ -195,13 +195,7 @@ class ListingGeneration(Task):
         )
 
     def for_listing(self, listing: ListingEvent) -> Query | None:
-        return self.query_model.model_validate(
-            {
-                "request_id": f"auto-lg:{listing.listing_id}",
-                "task": self.code,
-                "listing_id": listing.listing_id,
-            }
-        )
+        return self.auto_query("listing_id", listing.listing_id)
 
     def assemble(
         self,

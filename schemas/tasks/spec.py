@@ -231,6 +231,15 @@ class Task:
         """The request to make for a new review (auto-SA), if any."""
         return None
 
+    def auto_query(self, field: str, key: str) -> Query:
+        """The query the router makes by itself for a new claim or listing: ``field`` (the
+        query's ``claim_id`` / ``listing_id``) = ``key``, request id
+        ``auto-<code in lower case>:<key>`` (one rule: consumers and the synthetic
+        generator's labels rely on it)."""
+        return self.query_model.model_validate(
+            {"request_id": f"auto-{self.code.lower()}:{key}", "task": self.code, field: key}
+        )
+
     def for_claim(self, claim: ClaimEvent) -> Query | None:
         """The query to make for a new claim (VIT-Pro's tasks), if any: a query, not a
         request, because it still has to wait for the claim's product."""

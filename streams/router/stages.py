@@ -242,7 +242,7 @@ class RouterStage(_Resolving):
         if self.tables.claim(claim.claim_id) is not None:  # an update: asked already
             self.tables.claims.put(claim.claim_id, kept, token)
             return Emit(outputs)
-        outputs += self._claim_queries(item, claim, _WithClaim(self.tables, kept))
+        outputs += self._claim_queries(item, claim, _WithPending(self.tables, claim=kept))
         self.tables.claims.put(claim.claim_id, kept, token)  # last: nothing may fail after it
         return Emit(outputs)
 
@@ -255,7 +255,7 @@ class RouterStage(_Resolving):
         outputs = [Output("router.listings", listing.listing_id, kept, token)]
         if self.tables.listing(listing.listing_id) is None:  # an update: asked already
             queries = (get_task(code).for_listing(kept) for code in self.settings.listing_tasks)
-            outputs += self._auto_queries(item, queries, _WithListing(self.tables, kept))
+            outputs += self._auto_queries(item, queries, _WithPending(self.tables, listing=kept))
         self.tables.listings.put(listing.listing_id, kept, token)  # last: nothing may fail after
         return Emit(outputs)
 
@@ -322,34 +322,17 @@ class WaitingStage(_Resolving):
         return self.resolve_or_wait(query, waiting)  # type: ignore[arg-type]
 
 
-class _WithClaim:
-    """The tables with one claim added before the table has it."""
+class _WithPending:
+    """The tables with one claim or listing added before the table has it."""
 
-    def __init__(self, tables: Tables, claim: ClaimEvent) -> None:
+    def __init__(
+        self,
+        tables: Tables,
+        claim: ClaimEvent | None = None,
+        listing: ListingEvent | None = None,
+    ) -> None:
         self._tables = tables
         self._claim = claim
-
-    def product(self, product_id: str) -> ProductEvent | None:
-        return self._tables.product(product_id)
-
-    def reviews_of(self, product_id: str) -> list[ReviewEvent]:
-        return self._tables.reviews_of(product_id)
-
-    def claim(self, claim_id: str) -> ClaimEvent | None:
-        return self._claim if claim_id == self._claim.claim_id else self._tables.claim(claim_id)
-
-    def listing(self, listing_id: str) -> ListingEvent | None:
-        return self._tables.listing(listing_id)
-
-    def aspect_schema(self, category: str) -> AspectSchemaEvent | None:
-        return self._tables.aspect_schema(category)
-
-
-class _WithListing:
-    """The tables with one listing added before the table has it."""
-
-    def __init__(self, tables: Tables, listing: ListingEvent) -> None:
-        self._tables = tables
         self._listing = listing
 
     def product(self, product_id: str) -> ProductEvent | None:
@@ -359,10 +342,12 @@ class _WithListing:
         return self._tables.reviews_of(product_id)
 
     def claim(self, claim_id: str) -> ClaimEvent | None:
+        if self._claim is not None and claim_id == self._claim.claim_id:
+            return self._claim
         return self._tables.claim(claim_id)
 
     def listing(self, listing_id: str) -> ListingEvent | None:
-        if listing_id == self._listing.listing_id:
+        if self._listing is not None and listing_id == self._listing.listing_id:
             return self._listing
         return self._tables.listing(listing_id)
 
