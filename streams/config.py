@@ -239,6 +239,31 @@ class PredictorSettings(_Section):
         return self
 
 
+class TrainingSettings(_Section):
+    """The accumulated dataset (:mod:`streams.artifacts.datasets`), the accumulator stage that
+    fills it and ``caslie retrain``'s durable state."""
+
+    #: Where the dataset lives: a folder or ``s3://bucket/prefix``. Unset: the adapter
+    #: registry's store (``predictor.registry``), under ``datasets/``.
+    dataset_store: str | None = None
+    #: The dataset's name (``datasets/<name>/`` in the store).
+    dataset: str = Field(default="caslie", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    #: How long the accumulator keeps an enriched record waiting for its label, and a label
+    #: for its record, in seconds (30 days). Longer than the topics' retention: the table
+    #: holds what the topics no longer do.
+    label_wait_s: float = Field(default=30 * 86400, gt=0)
+    #: Finished examples the accumulator gathers before it writes a shard.
+    shard_rows: int = Field(default=5000, ge=1)
+    #: ... or the longest it holds finished examples before writing them, in seconds.
+    flush_interval_s: float = Field(default=300.0, gt=0)
+    #: The accumulator's RocksDB folder; unset: ``cache_dir``/accumulator-state/<prefix>.
+    state_dir: Path | None = None
+    #: Durable training checkpoints (a persistent volume): a killed ``caslie retrain`` resumes
+    #: from its last one. Unset: ``checkpoints/`` beside the registry when that is a folder,
+    #: else ``cache_dir``/checkpoints.
+    checkpoint_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     """All caslie settings. Build with :func:`load_settings`."""
 
@@ -275,6 +300,7 @@ class Settings(BaseSettings):
     captioner: CaptionerSettings = Field(default_factory=CaptionerSettings)
     voter: VoterSettings = Field(default_factory=VoterSettings)
     predictor: PredictorSettings = Field(default_factory=PredictorSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     #: Where model caches and converted models live.
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "caslie")
     #: Port for Prometheus metrics and health endpoints (0 = off).

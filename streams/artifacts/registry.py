@@ -30,6 +30,8 @@ import orjson
 
 from streams.artifacts.storage import Storage
 
+#: Folders of the store that are not adapters: the accumulated datasets, training checkpoints.
+RESERVED = frozenset({"datasets", "checkpoints"})
 _VERSION = re.compile(r"^(?P<name>[^/]+)/v(?P<n>\d+)/manifest\.json$")
 
 
@@ -109,6 +111,8 @@ class AdapterRegistry:
         """Store the adapter in ``folder`` as the next version of ``name``."""
         if "@" in name or "/" in name:
             raise RegistryError(f"adapter name {name!r} may not contain '@' or '/'")
+        if name in RESERVED:
+            raise RegistryError(f"adapter name {name!r} is reserved (the store's own folder)")
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         if not any(p.name == "adapter_config.json" for p in files):
             raise RegistryError(f"{folder} holds no adapter_config.json")
