@@ -3,19 +3,27 @@ retrain, eval, rollback."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from caslie.exit_codes import ExitCode
 from streams.config import Settings, load_settings
 from streams.logs import configure_logging
+
+if TYPE_CHECKING:
+    from training.dpo import DpoSettings
+    from training.lora import LoraSettings
+    from training.retrain import Stage
+
+log = logging.getLogger("caslie")
 
 app = typer.Typer(
     name="caslie",
@@ -520,22 +528,35 @@ def retrain(
             "photos show (OCR tokens, kept captions) first; validation keeps its own.",
         ),
     ] = False,
+    snapshot: Annotated[
+        str,
+        typer.Option(
+            help="The dataset snapshot to train on: new (taken now), latest, or an id "
+            "(caslie dataset list). A killed run's restart keeps its own."
+        ),
+    ] = "new",
     summary: Annotated[
-        Path | None, typer.Option("--json", help="Write the cycle's summary here.")
+        Path | None,
+        typer.Option("--json", help="Also write the cycle's summary here (the registry keeps it)."),
     ] = None,
 ) -> None:
-    """One retraining cycle: assemble enriched records + labels from the topics, train a LoRA
-    adapter (and, by --stage, tune it by DPO), evaluate against the incumbent on validation,
-    publish only if the gate passes, and announce it to the predictors. LoRA defaults are the
-    paper's hyper-parameters, lm_head only where predictor.backend serves it (not on vllm);
-    DPO defaults are sized for a CPU.
+    """One retraining cycle: take a snapshot of the accumulated dataset (caslie dataset), train
+    a LoRA adapter (and, by --stage, tune it by DPO), evaluate against the incumbent on
+    validation, publish only if the gate passes, and announce it to the predictors. LoRA
+    defaults are the paper's hyper-parameters, lm_head only where predictor.backend serves it
+    (not on vllm); DPO defaults are sized for a CPU. Checkpoints go to training.checkpoint_dir:
+    a killed run started again resumes there. The summary goes to the registry
+    (<name>/runs/, and <name>/v<N>/summary.json when published).
 
-    Exit code 0 when a version was published, 1 when the gate refused the candidate, 2 for
-    --lm-head with predictor.backend 'vllm' or an unknown --stage.
+    Exit codes: 0 published; 6 the gate kept the incumbent (success for a scheduler); 7 no
+    dataset, unknown snapshot or too little labelled data; 2 --lm-head with predictor.backend
+    'vllm' or an unknown --stage; 4 the broker or a model backend is unavailable; 70 the run
+    failed. With --every the loop never ends on a failed cycle: it logs it and tries again
+    after a backoff (30 s, doubling, at most the interval).
     """
     from training.dpo import DpoSettings
     from training.lora import LoraSettings, target_modules
-    from training.retrain import cycle_summary, parse_stage, retrain_cycle
+    from training.retrain import parse_stage
 
     settings = _settings(ctx)
     try:
@@ -546,6 +567,12 @@ def retrain(
         targets = target_modules(settings.predictor.backend, lm_head)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--lm-head'") from None
+    try:
+        interval = None if every is None else _duration(every)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{every!r} is not a duration (30m, 6h, 1d or seconds)", param_hint="'--every'"
+        ) from None
     lora = LoraSettings(
         learning_rate=learning_rate,
         epochs=epochs,
@@ -559,19 +586,87 @@ def retrain(
     dpo = DpoSettings(
         beta=beta, learning_rate=dpo_lr, max_steps=dpo_steps, subset=dpo_subset, seed=seed
     )
-    stop = _stop_event()
-    while True:
-        result = retrain_cycle(
-            settings, name, lora, margin, max_train, stage=chosen_stage, dpo=dpo, refine=refine
+
+    def cycle() -> ExitCode:
+        return _retrain_once(
+            settings, name, lora, margin, max_train, chosen_stage, dpo, refine, snapshot, summary
         )
-        text = cycle_summary(result)
-        typer.echo(text.decode())
-        if summary is not None:
-            summary.write_bytes(text)
-        if every is None:
-            raise typer.Exit(ExitCode.OK if result.published else ExitCode.INVALID_INPUT)
-        if stop.wait(_duration(every)):
+
+    if interval is None:
+        raise typer.Exit(cycle())
+    stop = _stop_event()
+    backoff = RETRAIN_BACKOFF_S
+    while not stop.is_set():
+        try:
+            code = cycle()
+        except Exception:  # cycle() maps its own; this keeps the loop alive whatever escapes
+            log.exception("the retraining cycle failed")
+            code = ExitCode.STAGE_FAILED
+        wait = (
+            interval if code in (ExitCode.OK, ExitCode.KEPT_INCUMBENT) else min(backoff, interval)
+        )
+        backoff = RETRAIN_BACKOFF_S if wait == interval else backoff * 2
+        if wait != interval:
+            log.warning("retrain: cycle ended with exit code %d; next try in %.0f s", code, wait)
+        if stop.wait(wait):
             return
+
+
+#: ``retrain --every``: the first wait after a failed cycle (it doubles up to the interval).
+RETRAIN_BACKOFF_S = 30.0
+
+
+def _retrain_once(
+    settings: Settings,
+    name: str,
+    lora: LoraSettings,
+    margin: float,
+    max_train: int | None,
+    stage: Stage,
+    dpo: DpoSettings,
+    refine: bool,
+    snapshot: str,
+    summary: Path | None,
+) -> ExitCode:
+    """One cycle and its exit code (``caslie retrain``'s docstring); a failure the user can
+    act on is one line on stderr, not a traceback."""
+    from confluent_kafka import KafkaException
+
+    from streams.artifacts import DatasetError
+    from training.retrain import (
+        AnnouncementError,
+        TrainingDataError,
+        cycle_summary,
+        retrain_cycle,
+    )
+    from workers.backends.base import BackendUnavailable
+
+    try:
+        result = retrain_cycle(
+            settings,
+            name,
+            lora,
+            margin,
+            max_train,
+            stage=stage,
+            dpo=dpo,
+            refine=refine,
+            snapshot=snapshot,
+        )
+    except (DatasetError, TrainingDataError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return ExitCode.NO_TRAINING_DATA
+    except (BackendUnavailable, KafkaException, AnnouncementError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return ExitCode.UNAVAILABLE
+    except Exception:
+        log.exception("the retraining cycle failed")
+        return ExitCode.STAGE_FAILED
+    text = cycle_summary(result)
+    typer.echo(text.decode())
+    if summary is not None:
+        summary.write_bytes(text)
+    return ExitCode.OK if result.published else ExitCode.KEPT_INCUMBENT
 
 
 @app.command("eval")

@@ -16,5 +16,11 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 4
     #: Not every expected record arrived (demo, consume --max).
     INCOMPLETE = 5
+    #: ``retrain``: the gate kept the incumbent, the candidate was not better. The run did its
+    #: job: a scheduler treats it as success (the CronJob maps it to 0).
+    KEPT_INCUMBENT = 6
+    #: ``retrain``: no dataset, an unknown snapshot, or too little labelled data to train and
+    #: validate on. Retrying does not help until the accumulator has gathered more.
+    NO_TRAINING_DATA = 7
     #: A stage failed (model engine died, delivery failed): let the supervisor restart it.
     STAGE_FAILED = 70

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from streams.clients import make_consumer
 from streams.config import Settings
@@ -22,12 +22,16 @@ def consume_records(
     from_beginning: bool = False,
     dedupe: bool = False,
     stop: threading.Event | None = None,
+    to_end: bool = False,
 ) -> Iterator[bytes]:
     """Yield record values, reading every partition by direct assignment (no consumer group:
     nothing is committed and no group join delays the first record).
 
-    Stops after ``max_records``, after ``idle_timeout`` seconds without a record, or when
-    ``stop`` is set.
+    Stops after ``max_records``, after ``idle_timeout`` seconds without a record, when
+    ``stop`` is set, or (``to_end``) once every partition has been read up to the end offset
+    it had when the read began: a bounded read, which a steady stream of new records cannot
+    keep going. (A transaction's commit marker takes an offset of its own, so the end is
+    judged by the consumer's position, not by the last record's offset.)
     """
     name = topic_name(settings, logical_name(settings, topic))
     consumer = make_consumer(settings, None, **{"enable.partition.eof": False})
@@ -37,13 +41,17 @@ def consume_records(
         consumer.close()
         raise KeyError(f"topic {name} does not exist (run 'caslie topics create')")
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-    consumer.assign([TopicPartition(name, p, start) for p in sorted(partitions)])
+    assigned = [TopicPartition(name, p, start) for p in sorted(partitions)]
+    ends = _end_offsets(consumer, assigned) if to_end else {}
+    consumer.assign(assigned)
     seen: set[bytes] = set()
     count = 0
     last = time.monotonic()
     try:
         while max_records is None or count < max_records:
             if stop is not None and stop.is_set():
+                break
+            if to_end and _reached(consumer, ends):
                 break
             msg = consumer.poll(0.2)
             if msg is None:
@@ -66,3 +74,22 @@ def consume_records(
             yield msg.value() or b""
     finally:
         consumer.close()
+
+
+def _end_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[int, int]:
+    """Partition -> its end offset now, for the partitions that hold records."""
+    ends: dict[int, int] = {}
+    for tp in partitions:
+        low, high = consumer.get_watermark_offsets(tp, timeout=15, cached=False)
+        if high > low:
+            ends[tp.partition] = high
+    return ends
+
+
+def _reached(consumer: Consumer, ends: dict[int, int]) -> bool:
+    """Whether every partition's position has reached its end offset."""
+    if not ends:
+        return True
+    name = consumer.assignment()[0].topic
+    positions = consumer.position([TopicPartition(name, p) for p in ends])
+    return all(tp.offset >= ends[tp.partition] for tp in positions)

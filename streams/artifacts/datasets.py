@@ -143,15 +143,24 @@ class DatasetStore:
         return [k for k in self.storage.list(f"{self.prefix}/shards/") if k.endswith(".jsonl.gz")]
 
     def snapshot(self, at: float | None = None) -> Snapshot:
-        """A manifest of every shard there is now, written to ``snapshots/``. Raises
-        :class:`DatasetError` when the dataset has no shard."""
-        keys = self.shards()
+        """A manifest of every shard there is now, written to ``snapshots/``; the latest
+        snapshot itself when no shard was added since (shards are immutable: only new ones
+        are read to be digested). Raises :class:`DatasetError` when the dataset has no shard."""
+        keys = [k.rsplit("/", 1)[1] for k in self.shards()]
         if not keys:
             raise DatasetError(f"dataset {self.name!r} has no data yet (run the accumulator)")
+        ids = self.snapshots()
+        previous = self.get(ids[-1]) if ids else None
+        if previous is not None and sorted(previous.shards) == keys:
+            return previous
+        known = previous.shards if previous is not None else {}
         shards: dict[str, dict[str, Any]] = {}
-        for key in keys:
-            data = self.storage.get(key)
-            shards[key.rsplit("/", 1)[1]] = {
+        for name in keys:
+            if name in known:
+                shards[name] = known[name]
+                continue
+            data = self.storage.get(f"{self.prefix}/shards/{name}")
+            shards[name] = {
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "rows": gzip.decompress(data).count(b"\n"),
                 "bytes": len(data),

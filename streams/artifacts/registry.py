@@ -5,7 +5,9 @@ Layout (in a folder or an S3 prefix)::
 
     <name>/v<N>/files/<adapter files>
     <name>/v<N>/manifest.json     written last: a version exists once its manifest does
+    <name>/v<N>/summary.json      the run that trained it (metrics, data snapshot, timings)
     <name>/current                the promoted version number (promotion, rollback)
+    <name>/runs/<UTC time>.json   every retraining run's summary, published or not
 
 Files are written before the manifest, and the manifest lists every file with its sha256,
 so a reader never sees half an adapter and verifies what it downloads. A manifest is data from
@@ -163,6 +165,20 @@ class AdapterRegistry:
         finally:
             shutil.rmtree(partial, ignore_errors=True)  # gone already when renamed
         return target
+
+    def record_run(self, name: str, summary: bytes, version: int | None = None) -> str:
+        """Keep a retraining run's summary: in ``runs/`` always, and beside ``version`` when
+        the run published one. Returns the ``runs/`` key."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        key = f"{name}/runs/{stamp}-{hashlib.sha256(summary).hexdigest()[:8]}.json"
+        self.storage.put(key, summary)
+        if version is not None:
+            self.storage.put(f"{name}/v{version}/summary.json", summary)
+        return key
+
+    def runs(self, name: str) -> list[str]:
+        """The keys of ``name``'s run summaries, oldest first."""
+        return [k for k in self.storage.list(f"{name}/runs/") if k.endswith(".json")]
 
     def current(self, name: str) -> int | None:
         key = f"{name}/current"

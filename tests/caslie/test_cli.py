@@ -4,10 +4,12 @@ real Apache Kafka and on the embedded tansu broker."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import orjson
 import pytest
 
 from caslie.cli import app
+from caslie.exit_codes import ExitCode
 from training.lora import PROJECTIONS, LoraSettings
 
 PRODUCTS = [
@@ -198,10 +201,11 @@ def test_retrain_takes_a_stage_and_refuses_an_unknown_one(monkeypatch: pytest.Mo
     monkeypatch.setattr(retrain, "cycle_summary", lambda _result: b"{}")
     runner = CliRunner()
     env = {"CASLIE_PREDICTOR__BACKEND": "transformers"}
-    assert runner.invoke(app, ["retrain"], env=env).exit_code == 1  # default stage: sft
+    kept = ExitCode.KEPT_INCUMBENT  # the fake published nothing
+    assert runner.invoke(app, ["retrain"], env=env).exit_code == kept  # default stage: sft
     for stage in ("sft", "dpo", "both"):
         result = runner.invoke(app, ["retrain", "--stage", stage, "--beta", "0.3"], env=env)
-        assert result.exit_code == 1, result.output  # the fake published nothing
+        assert result.exit_code == kept, result.output
     assert [s for s, _ in asked] == ["sft", "sft", "dpo", "both"]
     assert all(d.beta == 0.3 for _, d in asked[1:]) and asked[0][1].beta == 0.1
     refused = runner.invoke(app, ["retrain", "--stage", "ppo"], env=env)
@@ -324,3 +328,56 @@ def test_eval_refuses_contradictory_options(args: list[str], message: bytes) -> 
 def test_eval_names_a_missing_prepared_file(tmp_path: Path) -> None:
     done = caslie("eval", "--records", str(tmp_path))
     assert done.returncode == 1 and b"enriched.jsonl not found" in done.stderr
+
+
+def test_retrain_without_data_says_so_in_one_line(tmp_path: Path) -> None:
+    """No dataset yet: exit 7 (retrying does not help), a reason, no traceback."""
+    from typer.testing import CliRunner
+
+    env = {"CASLIE_PREDICTOR__REGISTRY": str(tmp_path / "registry")}
+    result = CliRunner().invoke(app, ["retrain"], env=env)
+    assert result.exit_code == ExitCode.NO_TRAINING_DATA
+    assert "dataset 'caslie' has no data yet" in result.output
+    assert "Traceback" not in result.output
+    unknown = CliRunner().invoke(app, ["retrain", "--snapshot", "nope"], env=env)
+    assert unknown.exit_code == ExitCode.NO_TRAINING_DATA
+    assert "'nope' is not a snapshot id" in unknown.output
+    bad = CliRunner().invoke(app, ["retrain", "--every", "6x"], env=env)
+    assert bad.exit_code == ExitCode.USAGE
+    assert "'6x' is not a duration" in " ".join(bad.output.replace("│", " ").split())
+
+
+def test_retrain_every_survives_failed_cycles_with_a_growing_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--every: a cycle that raises, or fails for want of data, is logged and tried again
+    after a backoff that doubles; a published cycle waits the full interval again."""
+    from typer.testing import CliRunner
+
+    from caslie import cli
+    from training import retrain
+    from training.retrain import TrainingDataError
+
+    calls: list[float] = []
+
+    def cycle(*_: object, **__: object) -> object:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RuntimeError("the model engine died")
+        if len(calls) == 2:
+            raise TrainingDataError("not enough labelled data")
+        if len(calls) == 3:
+            return types.SimpleNamespace(published=None)
+        os.kill(os.getpid(), signal.SIGTERM)  # the fourth: stop the loop
+        return types.SimpleNamespace(published=True)
+
+    monkeypatch.setattr(retrain, "retrain_cycle", cycle)
+    monkeypatch.setattr(retrain, "cycle_summary", lambda _result: b"{}")
+    monkeypatch.setattr(cli, "RETRAIN_BACKOFF_S", 0.2)
+    result = CliRunner().invoke(app, ["retrain", "--every", "1.5s"])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 4
+    waits = [b - a for a, b in itertools.pairwise(calls)]
+    assert 0.2 <= waits[0] < 1.5  # after the crash: the first backoff, not the interval
+    assert 0.4 <= waits[1] < 1.5  # after no data: doubled
+    assert waits[2] >= 1.5  # the gate kept the incumbent: a success, the full interval

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streams.artifacts import Snapshot
 from streams.config import Settings
 from tests.training.test_refine import PUMPS
 from training.dataset import InstructionExample
@@ -31,7 +32,7 @@ class _Trained(Exception):
 
 
 def test_refinement_sees_the_training_split_only_and_the_trainer_its_output(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from training import retrain
     from training.refine import refine_examples
@@ -50,15 +51,20 @@ def test_refinement_sees_the_training_split_only_and_the_trainer_its_output(
 
     registry = types.SimpleNamespace(current=lambda _name: None)
     models = types.SimpleNamespace(lm=None, scorer=None, extractor=None, describe=dict)
-    monkeypatch.setattr(retrain, "read_topic_records", lambda *_a, **_k: [])
+    snapshot = Snapshot("20260101T000000Z-00000000", "caslie", 0.0)
+    monkeypatch.setattr(retrain, "_open_run", lambda *_a: (snapshot, False))
+    monkeypatch.setattr(
+        retrain, "dataset_store_for", lambda _s: types.SimpleNamespace(read=lambda _snap: [])
+    )
     monkeypatch.setattr(retrain, "assemble", lambda *_a, **_k: examples)
     monkeypatch.setattr(retrain, "registry_for", lambda _s: registry)
     monkeypatch.setattr(retrain, "answerers", lambda _s: models)
     monkeypatch.setattr(retrain, "refine_examples", spy)
     monkeypatch.setattr(retrain, "train_lora", trainer)
+    settings = Settings(training={"checkpoint_dir": str(tmp_path)})
     for refine in (False, True):
         with pytest.raises(_Trained):
-            retrain.retrain_cycle(Settings(), "lg", progress=False, refine=refine)
+            retrain.retrain_cycle(settings, "lg", progress=False, refine=refine)
     assert refined == [[examples[0]]]  # once, for --refine, and the train split alone
     unrefined, [example] = trained
     assert unrefined == [examples[0]]

@@ -59,6 +59,7 @@ def test_a_snapshot_names_the_shards_of_its_time_and_reads_exactly_them(
     assert [r.request_id for r in store.read(snap)] == ["a", "b"]
     later = store.snapshot(at=1_000_300.0)
     assert store.snapshots() == [snap.id, later.id]
+    assert store.snapshot() == later  # nothing new: the same snapshot, none written
     assert sorted(r.request_id for r in store.read(later)) == ["a", "b", "c"]
     assert later.describe()["rows"] == 3
 

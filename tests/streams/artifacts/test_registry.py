@@ -195,3 +195,23 @@ def test_a_failed_download_leaves_nothing_behind(registry: AdapterRegistry, tmp_
     with pytest.raises(RegistryError, match="does not match"):
         registry.download("g", 1, cache)
     assert list(cache.iterdir()) == []
+
+
+def test_run_summaries_are_kept_for_every_run_and_beside_a_published_version(
+    registry: AdapterRegistry, tmp_path: Path
+) -> None:
+    kept = registry.record_run("g", b'{"promoted": false}')
+    entry = registry.publish("g", _adapter(tmp_path / "a", "one"), "m")
+    published = registry.record_run("g", b'{"promoted": true}', entry.version)
+    assert registry.runs("g") == sorted([kept, published])
+    assert registry.storage.get(kept) == b'{"promoted": false}'
+    assert registry.storage.get("g/v1/summary.json") == b'{"promoted": true}'
+    assert registry.versions("g") == [1]  # a summary is not a version
+
+
+@pytest.mark.parametrize("name", ["datasets", "checkpoints"])
+def test_the_stores_own_folders_are_not_adapter_names(
+    registry: AdapterRegistry, tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(RegistryError, match="reserved"):
+        registry.publish(name, _adapter(tmp_path / "a", "one"), "m")
