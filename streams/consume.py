@@ -6,7 +6,14 @@ import threading
 import time
 from collections.abc import Iterator
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from streams.clients import make_consumer
 from streams.config import Settings
@@ -80,10 +87,35 @@ def _end_offsets(consumer: Consumer, partitions: list[TopicPartition]) -> dict[i
     """Partition -> its end offset now, for the partitions that hold records."""
     ends: dict[int, int] = {}
     for tp in partitions:
-        low, high = consumer.get_watermark_offsets(tp, timeout=15, cached=False)
+        low, high = _watermarks(consumer, tp)
         if high > low:
             ends[tp.partition] = high
     return ends
+
+
+#: Errors of a partition whose leader is not elected yet.
+_ELECTION = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float = 15.0) -> tuple[int, int]:
+    """A partition's watermarks, waiting out a leader election (a topic just created)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            waiting = error.retriable() or error.code() in _ELECTION
+            if not waiting or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _reached(consumer: Consumer, ends: dict[int, int]) -> bool:
