@@ -136,8 +136,37 @@ def test_the_retraining_cronjob_never_overlaps(
     _, docs = overlay
     job = _by_kind(docs, "CronJob")["caslie-retrain"]
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
-    container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][0] == "retrain"
+    spec = job["spec"]["jobTemplate"]["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/bin/sh", "-c"]
+    [script] = container["args"]
+    assert script.startswith("caslie retrain ")
+
+
+def test_the_retraining_job_reads_the_exit_codes_and_keeps_checkpoints(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """Kept the incumbent (6) ends the Job as a success; no data (7) and a configuration
+    mistake (2) fail it without a retry; a retry resumes from checkpoints on a volume."""
+    from caslie.exit_codes import ExitCode
+
+    _, docs = overlay
+    spec = _by_kind(docs, "CronJob")["caslie-retrain"]["spec"]["jobTemplate"]["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    [script] = container["args"]
+    for code, expected in ((ExitCode.KEPT_INCUMBENT, 0), (0, 0), (7, 7), (70, 70)):
+        fake = script.replace("caslie retrain --name generalist", f"sh -c 'exit {int(code)}'")
+        assert subprocess.run(["/bin/sh", "-c", fake]).returncode == expected
+    [rule] = spec["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob"
+    assert set(rule["onExitCodes"]["values"]) == {ExitCode.USAGE, ExitCode.NO_TRAINING_DATA}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    checkpoints = Path(env["CASLIE_TRAINING__CHECKPOINT_DIR"])
+    volume = volumes[mounts[str(checkpoints.parent)]]
+    claim = volume["persistentVolumeClaim"]["claimName"]
+    assert claim in _by_kind(docs, "PersistentVolumeClaim")
 
 
 def test_stage_input_topics_match_the_code() -> None:
