@@ -867,7 +867,8 @@ def prepare(
     ] = 0.1,
 ) -> None:
     """Labelled events (claims: catalog, claims, queries, labels, splits; listings under
-    listings/: aspect schemas, listings, queries, labels, splits) -> enriched records and
+    listings/: aspect schemas, listings, queries, labels, splits; a shop under shop/:
+    catalog, reviews, queries, labels, splits) -> enriched records and
     split-pinned labels, through the captioner and voter stages without a broker; produce
     them with ``caslie produce`` for ``caslie retrain``."""
     from caslie.prepare import prepare as run_prepare

@@ -10,14 +10,17 @@ as ``enriched.jsonl`` plus ``labels.jsonl`` (label events pinned to their split)
 A source folder holds claims (catalog.jsonl, claims.jsonl, queries.jsonl, labels.jsonl,
 splits.json: DD, PM, AE), listings under :data:`LISTINGS` (aspect_schemas.json,
 listings.jsonl, queries.jsonl, labels.jsonl, splits.json: LG, asked as the router asks it of
-a new listing, ``auto-lg:<listing_id>``), or both.
+a new listing, ``auto-lg:<listing_id>``), a shop under :data:`SHOP` (catalog.jsonl,
+reviews.jsonl, queries.jsonl, labels.jsonl, splits.json: AP, CC, PRP, PSI, MPC, SR; AP's
+document is the product's reviews, joined as the router joins them), or any of them.
 
 Splits, per set: a request marked ``test`` (held-out brands), or with another evaluation tag
 (``test-<tag>``, ``ood-<tag>``: :data:`schemas.records.SPLIT_PATTERN`), keeps it. A set whose
 splits name no ``val`` (the claims) has its other requests ``train``, with a hash of their
 claim's listing sending ``val_fraction`` of the listings to ``val`` for the gate (so no image
-is on both sides). A set that pins ``val`` itself (the listings) chose its val: its ``train``
-and ``val`` stay as marked, a whole group (listing) ``val`` when one of its requests is.
+is on both sides). A set that pins ``val`` itself (the listings; the shop, by brand) chose its
+val: its ``train`` and ``val`` stay as marked, a whole group (listing) ``val`` when one of its
+requests is.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from schemas.events import (
     ClaimEvent,
     ListingEvent,
     ProductEvent,
+    ReviewEvent,
     load_aspect_schemas,
     parse_query,
 )
@@ -51,6 +55,8 @@ from streams.stage import Stage
 log = logging.getLogger(__name__)
 #: The listings' subfolder of a source folder (``python -m training.synthetic --listings``).
 LISTINGS = "listings"
+#: The shop's subfolder of a source folder (``python -m training.synthetic --shop N``).
+SHOP = "shop"
 #: The claim set's files; a source has claims when it has any of them.
 CLAIM_FILES = ("catalog.jsonl", "claims.jsonl", "queries.jsonl")
 
@@ -85,10 +91,17 @@ def resolve_all(
     *,
     listings: Sequence[dict[str, Any]] = (),
     aspect_schemas: Sequence[AspectSchemaEvent] = (),
+    reviews: Sequence[dict[str, Any]] = (),
 ) -> list[TaskRequest]:
-    """Every query resolved by its task against the events (no waiting: all are known)."""
+    """Every query resolved by its task against the events (no waiting: all are known);
+    a product's reviews in the order given."""
+    by_product: dict[str, list[ReviewEvent]] = {}
+    for raw in reviews:
+        review = ReviewEvent.model_validate(raw)
+        by_product.setdefault(review.product_id, []).append(review)
     tables = MemoryTables(
         {p["product_id"]: ProductEvent.model_validate(p) for p in catalog},
+        by_product,
         claims={c["claim_id"]: ClaimEvent.model_validate(c) for c in claims},
         listings={x["listing_id"]: ListingEvent.model_validate(x) for x in listings},
         aspect_schemas={s.category: s for s in aspect_schemas},
@@ -190,17 +203,33 @@ def listing_set(folder: Path, val_fraction: float) -> tuple[list[TaskRequest], l
     return requests, pinned_labels(labels, splits, val_fraction, groups)
 
 
+def shop_set(folder: Path, val_fraction: float) -> tuple[list[TaskRequest], list[LabelEvent]]:
+    """The shop in ``folder`` (:data:`SHOP` of a source) resolved against its catalog and
+    reviews, and its labels pinned to their splits (the shop pins val by brand)."""
+    catalog = read_jsonl(folder / "catalog.jsonl")
+    reviews = read_jsonl(folder / "reviews.jsonl")
+    queries = read_jsonl(folder / "queries.jsonl")
+    labels = read_jsonl(folder / "labels.jsonl")
+    splits = orjson.loads((folder / "splits.json").read_bytes())
+    requests = resolve_all(catalog, (), queries, reviews=reviews)
+    return requests, pinned_labels(labels, splits, val_fraction)
+
+
 def prepare(source: Path, out: Path, settings: Settings, val_fraction: float) -> tuple[int, int]:
-    """Read the claims and the listings of ``source`` (either or both, see the module doc),
-    write ``enriched.jsonl`` and ``labels.jsonl`` to ``out`` through the stages ``settings``
-    describe; returns their counts. ``FileNotFoundError`` names a missing input file (the
-    claims' catalog.jsonl when there is neither set)."""
+    """Read the claims, the listings and the shop of ``source`` (any of them, see the module
+    doc), write ``enriched.jsonl`` and ``labels.jsonl`` to ``out`` through the stages
+    ``settings`` describe; returns their counts. ``FileNotFoundError`` names a missing input
+    file (the claims' catalog.jsonl when there is no set)."""
     sets = []
     has_listings = (source / LISTINGS).is_dir()
-    if not has_listings or any((source / name).exists() for name in CLAIM_FILES):
+    has_shop = (source / SHOP).is_dir()
+    claims = any((source / name).exists() for name in CLAIM_FILES)
+    if claims or not (has_listings or has_shop):
         sets.append(claim_set(source, val_fraction))
     if has_listings:
         sets.append(listing_set(source / LISTINGS, val_fraction))
+    if has_shop:
+        sets.append(shop_set(source / SHOP, val_fraction))
     captioner, voter = build_stages(settings, source)
     enriched = enrich([r for requests, _ in sets for r in requests], captioner, voter)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from training.dataset import assemble
 from training.evaluate import category_of
 from training.synthetic import generate
 from training.synthetic.listings import generate_listings
+from training.synthetic.shop import generate_shop
 
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs tesseract")
 
@@ -89,3 +90,28 @@ def test_labelled_listings_become_lg_examples_on_their_generated_splits(tmp_path
         assert example.options == [a.name for a in schema.aspects]
         assert lg.sample_schema(example.sample()) == listing_json_schema(schema.aspects)
         assert "OCR tokens" in example.sample().user_message()
+
+
+def test_a_labelled_shop_becomes_examples_of_its_six_tasks(tmp_path: Path) -> None:
+    shop = generate_shop(tmp_path / "syn" / "shop", 10, seed=4)
+    assert "val" in shop.splits.values()
+    shop.write()
+    settings = Settings(cache_dir=Path.home() / ".cache" / "caslie")
+    settings = settings.model_copy(update={"voter": VoterSettings(judges=["overlap"])})
+    assert prepare(tmp_path / "syn", tmp_path / "out", settings, 0.5) == (60, 60)
+    enriched, events = read_prepared(tmp_path / "out")
+    assert all(not r.slots and not r.captions for r in enriched), "the shop has no images"
+    reviews: dict[str, list[str]] = {}
+    for review in shop.reviews:
+        reviews.setdefault(review["product_id"], []).append(review["text"])
+    queries = {q["request_id"]: q for q in shop.queries}
+    for record in enriched:
+        if record.task == "AP":
+            product = queries[record.request_id]["product_id"]
+            assert record.inputs["document"] == "\n".join(reviews[product])
+    examples = assemble(enriched, events)
+    assert {e.request_id: e.split for e in examples} == shop.splits  # pinned val kept
+    label = {x["request_id"]: x["label"] for x in shop.labels}
+    for example in examples:
+        task = get_task(example.task)
+        assert example.output == task.target(label[example.request_id], example.options)

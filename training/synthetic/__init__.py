@@ -23,7 +23,9 @@ What a model can learn from which input:
 Entry points: :func:`generate` (a :class:`SyntheticSet` of JSON-ready events and labels, images
 under the folder) and ``python -m training.synthetic OUT --claims N --seed S``. Listings for
 OPAL's LG task (seller photos, aspect schemas, reference and noisy seller listings):
-:func:`~training.synthetic.listings.generate_listings`, ``--listings M``.
+:func:`~training.synthetic.listings.generate_listings`, ``--listings M``. A text-only shop for
+CASLIE's AP, CC, PRP, PSI, MPC and SR (catalog, reviews, queries labelled by stated rules):
+:func:`~training.synthetic.shop.generate_shop`, ``--shop K``.
 """
 
 from training.synthetic.claims import (

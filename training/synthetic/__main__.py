@@ -1,4 +1,5 @@
-"""``python -m training.synthetic OUT --claims N --listings M --seed S``: write synthetic sets.
+"""``python -m training.synthetic OUT --claims N --listings M --shop K --seed S``: write
+synthetic sets (``--claims 0`` with ``--listings`` or ``--shop`` writes only those).
 
 Claims (``--claims N``, 0 for none): OUT/catalog.jsonl, claims.jsonl, queries.jsonl,
 labels.jsonl, splits.json (request id -> train/test), truth.jsonl (per-claim hidden facts),
@@ -8,6 +9,10 @@ Listings (``--listings M``, default none) for OPAL's LG task, under OUT/listings
 aspect_schemas.json, listings.jsonl, references.jsonl, queries.jsonl, labels.jsonl,
 splits.json (train/val/test), manifest.json and images/*.png
 (:mod:`training.synthetic.listings`).
+
+Shop (``--shop K``, default none) for CASLIE's AP, CC, PRP, PSI, MPC and SR, K queries per
+task, under OUT/shop/: catalog.jsonl, reviews.jsonl, queries.jsonl, labels.jsonl, splits.json
+(train/val/test by brand) and manifest.json (:mod:`training.synthetic.shop`), no images.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from pathlib import Path
 from training.synthetic.claims import DEFAULT_KEYS, generate
 from training.synthetic.complaints import TextConfig
 from training.synthetic.listings import generate_listings
+from training.synthetic.shop import generate_shop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.synthetic",
-        description="Generate synthetic, labelled claims (DD, PM, AE) and listings (LG).",
+        description="Generate synthetic, labelled claims (DD, PM, AE), listings (LG) and a shop "
+        "(AP, CC, PRP, PSI, MPC, SR).",
     )
     parser.add_argument("out", type=Path, help="output folder (created if missing)")
     parser.add_argument(
@@ -36,7 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--listings", type=int, default=0, help="number of LG listings (default 0: none)"
     )
     parser.add_argument(
-        "--val-fraction", type=float, default=0.1, help="share of training listings for val"
+        "--shop", type=int, default=0, help="shop queries per task (default 0: none)"
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of training listings (shop: brands) for val",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
@@ -60,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.keys.split(",") if k.strip()]
-    if args.claims < 0 or args.listings < 0 or not (args.claims or args.listings):
-        parser.error("ask for some claims or listings (--claims N, --listings M)")
+    counts = (args.claims, args.listings, args.shop)
+    if min(counts) < 0 or not any(counts):
+        parser.error("ask for some claims, listings or shop queries (--claims, --listings, --shop)")
     started = time.perf_counter()
     try:
         claims = (
@@ -90,6 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.listings
             else None
         )
+        shop = (
+            generate_shop(
+                args.out / "shop",
+                args.shop,
+                seed=args.seed,
+                test_fraction=args.test_fraction,
+                val_fraction=args.val_fraction,
+            )
+            if args.shop
+            else None
+        )
     except ValueError as exc:
         parser.error(str(exc))
     n_images = 0
@@ -102,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         listings.write()
         n_images += sum(len(item["images"]) for item in listings.listings)
         said.append(f"{len(listings.listings)} LG listings")
+    if shop is not None:
+        shop.write()
+        said.append(f"{len(shop.queries)} shop queries, {len(shop.catalog)} products")
     elapsed = time.perf_counter() - started
     print(
         f"{', '.join(said)}, {n_images} images "

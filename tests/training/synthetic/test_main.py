@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -42,3 +43,16 @@ def test_the_cli_writes_listings_alone(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as refused:
         main([str(tmp_path / "y"), "--claims", "0"])
     assert refused.value.code == 2
+
+
+def test_the_cli_writes_a_shop_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main([str(out), "--claims", "0", "--shop", "5", "--seed", "1"]) == 0
+    assert not (out / "claims.jsonl").exists() and not (out / "listings").exists()
+    labels = [orjson.loads(x) for x in (out / "shop" / "labels.jsonl").read_bytes().splitlines()]
+    assert Counter(x["task"] for x in labels) == dict.fromkeys(
+        ("AP", "CC", "PRP", "PSI", "MPC", "SR"), 5
+    )
+    for name in ("catalog.jsonl", "reviews.jsonl", "queries.jsonl", "splits.json"):
+        assert (out / "shop" / name).is_file()
+    assert "30 shop queries" in capsys.readouterr().err
