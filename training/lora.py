@@ -278,7 +278,7 @@ def train_lora(
         max_steps=total_steps,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="cosine",
-        warmup_steps=cfg.warmup_ratio,  # a fraction: ceil(ratio * steps), as the authors' Trainer
+        warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),  # as the authors' Trainer
         max_grad_norm=1.0,
         seed=cfg.seed,
         bf16=cuda and torch.cuda.is_bf16_supported(),
@@ -311,7 +311,8 @@ def train_lora(
     checkpointing = getattr(lm.model, "is_gradient_checkpointing", False)
     trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
     if args.gradient_checkpointing and not checkpointing:  # as the caller had it
-        lm.model.activation_checkpointing_disable()
+        base = lm.model  # transformers 5 renamed it activation checkpointing
+        getattr(base, "activation_checkpointing_disable", base.gradient_checkpointing_disable)()
     model.eval()
     adapter_dir = out_dir / "adapter"
     if trainer.is_world_process_zero():
