@@ -20,7 +20,7 @@ Precision: bf16 autocast and gradient checkpointing where CUDA is (bf16 only whe
 supports it), fp32 on CPU. Several GPUs: each process runs the same call and Trainer runs
 DDP; accumulation shrinks so the effective batch stays ``effective_batch``::
 
-    accelerate launch --num_processes 4 -m caslie.cli retrain ...
+    accelerate launch --num_processes 4 "$(command -v caslie)" retrain ...
 
 Checkpoints (adapter weights, optimizer, scheduler, RNG states, trainer state) every
 ``checkpoint_every`` optimizer steps, two kept, in a folder that may outlive the run (a
