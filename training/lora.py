@@ -1,19 +1,41 @@
-"""LoRA fine-tuning of a causal LM on instruction examples (transformers + peft).
+"""LoRA fine-tuning of a causal LM on instruction examples (transformers' ``Trainer`` + peft).
 
 Loss on the response tokens only (the answer text plus EOS). Defaults are the paper's
 (lr 1e-4, effective batch 128 by accumulation, cosine schedule, 5% warm-up, 3 epochs, r 16,
-alpha 16, dropout 0.1, all projection layers and lm_head, cutoff 2048); every one can be
-overridden, and CPU runs use smaller settings. Adapters for a vLLM predictor leave lm_head
-out (:func:`target_modules`). Checkpoints let an interrupted run resume.
-The same code runs on GPUs (``accelerate launch`` for several is future work).
+alpha 16, dropout 0.1, all projection layers and lm_head, cutoff 2048, gradient norm clipped
+at 1.0); every one can be overridden, and CPU runs use smaller settings. Adapters for a vLLM
+predictor leave lm_head out (:func:`target_modules`).
+
+Why ``transformers.Trainer`` and not trl's ``SFTTrainer``: :func:`encode` tokenizes prompt and
+answer together and masks the prompt (-100), the tokens serving reads
+(:mod:`workers.backends.prompt_form`); SFTTrainer would re-tokenize text itself (its
+``completion_only_loss`` splits prompt and completion its own way) or, handed pre-tokenized
+rows, add nothing over Trainer. So the rows go to ``Trainer`` as they are, in our epoch order
+(:class:`~training.lora_trainer.EpochOrderSampler`), padded by :func:`_collate`. As the
+authors' ``finetune.py`` (HF Trainer too): no weight decay, warm-up steps ``ceil(5% of
+steps)``; the loss of an optimizer step weighs every answer token of its micro-batches alike
+(Trainer's ``num_items_in_batch``).
+
+Precision: bf16 autocast and gradient checkpointing where CUDA is (bf16 only where the GPU
+supports it), fp32 on CPU. Several GPUs: each process runs the same call and Trainer runs
+DDP; accumulation shrinks so the effective batch stays ``effective_batch``::
+
+    accelerate launch --num_processes 4 "$(command -v caslie)" retrain ...
+
+Checkpoints (adapter weights, optimizer, scheduler, RNG states, trainer state) every
+``checkpoint_every`` optimizer steps, two kept, in a folder that may outlive the run (a
+volume); a run that finds one of the same job resumes from it (see :func:`train_lora`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import random
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,19 +176,70 @@ def _epoch_order(
     return out
 
 
+def _fingerprint(rows: Sequence[tuple[list[int], list[int]]], cfg: LoraSettings, world: int) -> str:
+    """What makes checkpoints of one job: its rows, its settings (but how often it
+    saves) and the number of processes (the batches each one sees)."""
+    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
+    job = json.dumps([rows, settings, world], sort_keys=True, default=str)
+    return hashlib.sha256(job.encode()).hexdigest()
+
+
+def _resumable(folder: Path, fingerprint: str) -> tuple[Path, int] | None:
+    """The latest complete checkpoint in ``folder`` and its optimizer step, or None.
+
+    A checkpoint is complete once its ``trainer_state.json`` (Trainer writes it last) reads;
+    incomplete ones (a run killed while saving) are removed. ``folder/job.json`` holds the
+    job's fingerprint: checkpoints of another job are removed (with a warning), never
+    resumed. Only the main process (``RANK`` 0) removes anything."""
+    main = int(os.environ.get("RANK", "0")) == 0
+    folder.mkdir(parents=True, exist_ok=True)
+    job = folder / "job.json"
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()),
+        key=lambda p: int(p.name[11:]),
+    )
+    mine = job.is_file() and json.loads(job.read_text()).get("fingerprint") == fingerprint
+    if found and not mine:
+        log.warning("%s holds checkpoints of another job: starting afresh", folder)
+    if main and not mine:
+        for path in found:
+            shutil.rmtree(path, ignore_errors=True)
+        job.write_text(json.dumps({"fingerprint": fingerprint}))
+    if not mine:
+        return None
+    latest: tuple[Path, int] | None = None
+    for path in found:
+        try:
+            step = int(json.loads((path / "trainer_state.json").read_text())["global_step"])
+        except (OSError, ValueError, KeyError):
+            if main:
+                log.warning("removing the incomplete checkpoint %s", path)
+                shutil.rmtree(path, ignore_errors=True)
+            continue
+        latest = (path, step)
+    return latest
+
+
 def train_lora(
     lm: Any,
     examples: Sequence[InstructionExample],
     out_dir: Path,
     settings: LoraSettings | None = None,
     progress: bool = True,
+    checkpoint_dir: Path | None = None,
 ) -> Path:
     """Train a LoRA adapter on ``lm`` (a private :class:`~workers.backends.causal_lm.CausalLM`)
-    and save it to ``out_dir/adapter``. Resumes from ``out_dir/checkpoint`` if present."""
+    and save it to ``out_dir/adapter``, with a summary in ``out_dir/train.json``; the
+    caller's model is left without LoRA layers. Checkpoints go to ``checkpoint_dir``
+    (default ``out_dir/checkpoints``) every ``settings.checkpoint_every`` optimizer steps and
+    at the end; a call that finds a complete one there (of the same job: the same rows and
+    settings) resumes from the latest. Raises :class:`ValueError` for a model that already
+    carries adapters or when no example fits the cutoff."""
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
-    from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import PrinterCallback, TrainingArguments
+
+    from training.lora_trainer import EpochOrderSampler, LogLosses, OrderedTrainer, Rows
 
     cfg = settings or LoraSettings()
     random.seed(cfg.seed)
@@ -177,14 +250,18 @@ def train_lora(
     examples, rows = encode_all(examples, lm, cfg.cutoff)
     skipped = given - len(rows)
     strata = [f"{e.task}:{e.output}" for e in examples]
-    accumulation = max(1, cfg.effective_batch // cfg.micro_batch)
-    micro_per_epoch = math.ceil(len(rows) / cfg.micro_batch)
-    total_steps = max(1, math.ceil(micro_per_epoch * cfg.epochs / accumulation))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accumulation = max(1, cfg.effective_batch // (cfg.micro_batch * world))
+    micro_per_epoch = math.ceil(len(rows) / (cfg.micro_batch * world))
+    total_steps = max(1, math.ceil(math.ceil(micro_per_epoch / accumulation) * cfg.epochs))
     if isinstance(lm.model, PeftModel):
         raise ValueError("train on a model without loaded adapters (a fresh private CausalLM)")
-    base: Any = lm.model
+    checkpoints = checkpoint_dir or out_dir / "checkpoints"
+    resume = _resumable(checkpoints, _fingerprint(rows, cfg, world))
+    if resume is not None:
+        log.info("resuming from step %d of %d (%s)", resume[1], total_steps, resume[0])
     model = get_peft_model(
-        base,
+        lm.model,
         LoraConfig(
             r=cfg.r,
             lora_alpha=cfg.alpha,
@@ -193,72 +270,64 @@ def train_lora(
             task_type="CAUSAL_LM",
         ),
     )
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate
+    cuda = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=cfg.micro_batch,
+        gradient_accumulation_steps=accumulation,
+        max_steps=total_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=math.ceil(cfg.warmup_ratio * total_steps),  # as the authors' Trainer
+        max_grad_norm=1.0,
+        seed=cfg.seed,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=cuda,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cuda else None,
+        use_cpu=not cuda,
+        save_strategy="steps" if cfg.checkpoint_every else "no",
+        save_steps=cfg.checkpoint_every or 500,
+        save_total_limit=2,
+        eval_strategy="no",
+        logging_steps=1,
+        report_to="none",
+        disable_tqdm=not progress,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_num_workers=0,
     )
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, int(cfg.warmup_ratio * total_steps), total_steps
-    )
-    checkpoint = out_dir / "checkpoint"
-    step = 0
-    if (checkpoint / "state.pt").is_file():
-        state = torch.load(checkpoint / "state.pt", weights_only=False)
-        set_peft_model_state_dict(model, state["adapter"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        log.info("resuming from step %d of %d", step, total_steps)
-
-    schedule: list[int] = []
-    epoch = 0
-    while len(schedule) < total_steps * accumulation * cfg.micro_batch:
-        schedule += _epoch_order(rows, strata, cfg.micro_batch, cfg.seed + epoch)
-        epoch += 1
-    model.train()
-    bar = tqdm(total=total_steps, initial=step, desc="LoRA steps", disable=not progress)
     pad = lm.tokenizer.pad_token_id or 0
-    losses: list[float] = []
-    while step < total_steps:
-        optimizer.zero_grad()
-        for micro in range(accumulation):
-            start = (step * accumulation + micro) * cfg.micro_batch
-            batch = _collate([rows[i] for i in schedule[start : start + cfg.micro_batch]], pad)
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            loss = model(**batch).loss / accumulation
-            loss.backward()
-            losses.append(loss.detach().item() * accumulation)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{sum(losses[-accumulation:]) / accumulation:.3f}")
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total_steps:
-            from peft import get_peft_model_state_dict
-
-            checkpoint.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {
-                    "adapter": get_peft_model_state_dict(model),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": step,
-                },
-                checkpoint / "state.pt.tmp",
-            )
-            (checkpoint / "state.pt.tmp").replace(checkpoint / "state.pt")
-    bar.close()
+    trainer = OrderedTrainer(
+        model=model,
+        args=args,
+        train_dataset=Rows(rows),
+        data_collator=lambda features: _collate(
+            [(f["input_ids"], f["labels"]) for f in features], pad
+        ),
+        callbacks=[LogLosses()],
+        sampler=EpochOrderSampler(rows, strata, cfg.micro_batch, cfg.seed),
+    )
+    trainer.remove_callback(PrinterCallback)  # LogLosses logs instead of print()
+    checkpointing = getattr(lm.model, "is_gradient_checkpointing", False)
+    trainer.train(resume_from_checkpoint=str(resume[0]) if resume else None)
+    if args.gradient_checkpointing and not checkpointing:  # as the caller had it
+        base = lm.model  # transformers 5 renamed it activation checkpointing
+        getattr(base, "activation_checkpointing_disable", base.gradient_checkpointing_disable)()
     model.eval()
     adapter_dir = out_dir / "adapter"
-    model.save_pretrained(str(adapter_dir))
-    summary = {
-        "settings": asdict(cfg),
-        "steps": total_steps,
-        "examples": len(rows),
-        "skipped_too_long": skipped,
-        "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])),
-    }
-    (out_dir / "train.json").write_text(json.dumps(summary, indent=2))
+    if trainer.is_world_process_zero():
+        model.save_pretrained(str(adapter_dir))
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        recent = losses[-math.ceil(10 / accumulation) :]  # at least the last 10 micro-batches
+        summary = {
+            "settings": asdict(cfg),
+            "steps": total_steps,
+            "examples": len(rows),
+            "skipped_too_long": skipped,
+            "final_loss": sum(recent) / max(1, len(recent)),
+            "resumed_from_step": resume[1] if resume else 0,
+        }
+        (out_dir / "train.json").write_text(json.dumps(summary, indent=2))
     # leave the caller's model as it was: unload the LoRA layers again
     lm.model = model.unload()
     return adapter_dir

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import logging
 from pathlib import Path
 
@@ -60,12 +61,17 @@ def test_train_resume_and_load(
         alpha=8,
         target_modules=("q_proj", "v_proj"),
     )
-    examples = _examples(6)  # 3 steps; checkpoints after steps 1 and 2
+    examples = _examples(6)  # 3 steps; checkpoints after steps 1, 2 and 3, the last 2 kept
     train_lora(lm, examples, tmp_path, settings, progress=False)
-    assert (tmp_path / "checkpoint" / "state.pt").is_file()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*"))
+    assert kept == ["checkpoint-2", "checkpoint-3"]
     with caplog.at_level(logging.INFO, logger="training.lora"):
         adapter = train_lora(lm, examples, tmp_path, settings, progress=False)
-    assert any("resuming from step 2 of 3" in r.getMessage() for r in caplog.records)
+    assert any("resuming from step 3 of 3" in r.getMessage() for r in caplog.records)
+    summary = json.loads((tmp_path / "train.json").read_text())
+    assert summary["resumed_from_step"] == 3 and summary["steps"] == 3
+    assert summary["examples"] == 6 and summary["final_loss"] > 0
+    assert not hasattr(lm.model, "peft_config")  # the caller's model is bare again
     assert (adapter / "adapter_config.json").is_file()
     prompt = [lm.prompt(examples[0].sample().user_message())]
     base = lm.label_logprobs(prompt, [["B", "D"]])[0]
@@ -73,6 +79,31 @@ def test_train_resume_and_load(
     with lm.using("t@v1"):
         tuned = lm.label_logprobs(prompt, [["B", "D"]])[0]
     assert tuned != base
+
+
+def test_checkpoints_of_another_job_are_not_resumed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lm = CausalLM("smollm2", CACHE, private=True)
+    settings = LoraSettings(
+        micro_batch=2,
+        effective_batch=2,
+        epochs=1,
+        checkpoint_every=1,
+        r=2,
+        alpha=4,
+        target_modules=("q_proj",),
+    )
+    train_lora(lm, _examples(2), tmp_path / "a", settings, False, tmp_path / "ckpt")
+    with caplog.at_level(logging.INFO, logger="training.lora"):
+        train_lora(lm, _examples(4), tmp_path / "b", settings, False, tmp_path / "ckpt")
+    assert any("of another job" in r.getMessage() for r in caplog.records)
+    assert not any("resuming" in r.getMessage() for r in caplog.records)
+    assert json.loads((tmp_path / "b" / "train.json").read_text())["resumed_from_step"] == 0
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("checkpoint-*")) == [
+        "checkpoint-1",
+        "checkpoint-2",
+    ]
 
 
 def _answer_tokens(lm: CausalLM, example: InstructionExample) -> int:
