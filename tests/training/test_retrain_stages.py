@@ -81,3 +81,55 @@ def test_the_summary_records_the_refinement() -> None:
     result = CycleResult(decision, {}, {}, "base", None, {}, refinement=summary)
     assert orjson.loads(cycle_summary(result))["refinement"] == summary
     assert orjson.loads(cycle_summary(replace(result, refinement={})))["refinement"] == {}
+
+
+def test_a_restarted_run_trains_on_its_own_snapshot_and_an_ended_one_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The run folder's run.json pins the snapshot: a cycle killed mid-training and started
+    again trains on the rows it began with, although shards arrived since; a cycle that ends
+    (here: its data refused) removes the folder, so the next one takes a new snapshot."""
+    from schemas import EnrichedRecord, LabelEvent
+    from schemas.tasks.sa import SA_OPTIONS
+    from streams.artifacts import LabelledRecord, dataset_store_for
+    from training import retrain
+    from training.retrain import TrainingDataError, checkpoint_root, run_key
+
+    settings = Settings(predictor={"registry": str(tmp_path / "registry")})
+    assert checkpoint_root(settings) == tmp_path / "registry" / "checkpoints"
+    assert run_key("g", epochs=1) == run_key("g", epochs=1) != run_key("g", epochs=2)
+
+    def row(rid: str) -> LabelledRecord:
+        record = EnrichedRecord.model_validate(
+            {"request_id": rid, "task": "SA", "inputs": {"review": rid}, "options": SA_OPTIONS}
+        )
+        return LabelledRecord(record, LabelEvent(request_id=rid, task="SA", label="B"))
+
+    store = dataset_store_for(settings)
+    store.append([row("a")], at=0.0)
+    seen: list[tuple[str, bool]] = []
+
+    class Killed(BaseException):
+        """The process died mid-training."""
+
+    def cycle(*args: object) -> object:
+        snap, folder = args[10], args[11]
+        assert isinstance(snap, Snapshot) and isinstance(folder, Path)
+        seen.append((snap.id, (folder / "run.json").is_file()))
+        if len(seen) == 1:
+            (folder / "sft" / "checkpoints").mkdir(parents=True)  # a checkpoint was saved
+            raise Killed
+        raise TrainingDataError("too little")
+
+    monkeypatch.setattr(retrain, "_cycle", cycle)
+    with pytest.raises(Killed):
+        retrain.retrain_cycle(settings, "g", progress=False)
+    store.append([row("b")], at=1.0)  # new data while the run was down
+    with pytest.raises(TrainingDataError):
+        retrain.retrain_cycle(settings, "g", progress=False)
+    assert seen[0] == seen[1]  # the same snapshot, and the folder was there
+    assert not list(checkpoint_root(settings).iterdir())  # ended: nothing left to resume
+    with pytest.raises(TrainingDataError):
+        retrain.retrain_cycle(settings, "g", progress=False)
+    assert seen[2][0] != seen[0][0]  # a new snapshot, with b
+    assert store.get(seen[2][0]).rows == 2
