@@ -43,7 +43,7 @@ from streams.artifacts import DatasetStore, LabelledRecord
 from streams.codec import TOMBSTONE
 from streams.config import TrainingSettings
 from streams.router.tables import Table, TableFollower
-from streams.stage import Emit, Inbound, Output, Reject, Result
+from streams.stage import Emit, Inbound, Output, Reject, Result, handle_each
 from streams.topics import STAGE_LAYOUT
 from training.accumulate.join import expiry, unwritten, with_label, with_record, written
 
@@ -106,15 +106,7 @@ class AccumulatorStage:
     # -- batches -------------------------------------------------------------------------
 
     def process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
-        results: list[Result] = []
-        for item in batch:
-            try:
-                results.append(self.handle(item))
-            except Exception as exc:
-                log.exception(
-                    "accumulator failed on %s[%d]@%d", item.topic, item.partition, item.offset
-                )
-                results.append(Reject(ErrorKind.PROCESSING, f"{type(exc).__name__}: {exc}"))
+        results = handle_each(batch, self.handle, STAGE)
         carrier = next(
             (i for i in reversed(range(len(results))) if isinstance(results[i], Emit)), None
         )
