@@ -18,7 +18,7 @@ from streams.exceptions import DlqLimitExceeded
 from streams.health import Health, serve
 from streams.router.app import build_router
 from streams.runner import StageRunner
-from streams.stage import Stage, WarmingStage
+from streams.stage import FinishingStage, Stage, WarmingStage
 from streams.topics import WORKERS
 
 if TYPE_CHECKING:
@@ -250,6 +250,13 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
             loaded = True
         for t in threads:
             t.join(0.2)
+    if not errors:
+        for runner in runners:
+            if isinstance(runner.stage, FinishingStage):
+                try:
+                    runner.stage.finish()
+                except Exception as failed:
+                    errors.append(failed)
     if any(isinstance(e, DlqLimitExceeded) for e in errors):
         return ExitCode.DLQ_LIMIT
     if errors:

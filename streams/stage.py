@@ -104,3 +104,13 @@ class WarmingStage(Protocol):
     def ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds; ``True`` once ready. Raises if it never will be."""
         ...
+
+
+@runtime_checkable
+class FinishingStage(Protocol):
+    """A stage that holds work across batches (the accumulator's rows not yet in a shard).
+
+    ``finish`` is called once after its runner stopped cleanly, never after a failure: it
+    writes what it holds. Anything it cannot finish must still be safe (committed state)."""
+
+    def finish(self) -> None: ...

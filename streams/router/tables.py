@@ -180,7 +180,9 @@ class TableFollower:
 
     def close(self, timeout: float = 30) -> None:
         """Stop following and close the store (the process may also just end: every write
-        is in RocksDB's log)."""
+        is in RocksDB's log). Once: a second call does nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

@@ -2,8 +2,8 @@
 
 Takes the end offsets of ``enriched`` and ``labels`` at its start, runs the stage (same
 consumer group and state as ``caslie run accumulator``: do not run both at once) until the
-group's committed offsets reach them, stops the runner (which commits), then writes the
-unwritten joins as a last shard and marks them written in the changelog."""
+group's committed offsets reach them, stops the runner (which commits), then finishes the
+stage (the unwritten joins as a last shard, marked written in the changelog)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from streams.clients import make_producer
-from streams.codec import encode_value
 from streams.config import Settings
 from streams.exceptions import StreamError
 from streams.lag import committed_offsets, topic_ends
-from streams.runner import DEDUPE_HEADER, StageRunner
-from streams.stage import Output
+from streams.runner import StageRunner
 from streams.topics import topic_name
 from training.accumulate.app import build_accumulator
 from training.accumulate.stage import STAGE
@@ -44,6 +41,14 @@ def accumulate(settings: Settings, stop: threading.Event, timeout_s: float = 360
     errors: list[BaseException] = []
     try:
         ends = topic_ends(settings, stage.input_topics)
+        counts = {
+            t: sum(1 for tp in ends if tp[0] == topic_name(settings, t)) for t in stage.input_topics
+        }
+        if len(set(counts.values())) > 1:
+            raise StreamError(
+                "the join needs enriched and labels co-partitioned (the same partition count): "
+                + ", ".join(f"{t} has {n}" for t, n in counts.items())
+            )
         missing = [
             t
             for t in stage.input_topics
@@ -77,31 +82,13 @@ def accumulate(settings: Settings, stop: threading.Event, timeout_s: float = 360
             thread.join()
         if errors:
             raise StreamError(f"the accumulator failed: {type(errors[0]).__name__}: {errors[0]}")
-        if stage.ready(0):
-            _produce(settings, stage.flush())
+        stage.finish()
         return Accumulated(stage.rows_written, sum(ends.values()))
     finally:
         if stage.follower is not None:
-            stage.follower.close()
+            stage.follower.close()  # again after finish(): harmless
 
 
 def _caught_up(settings: Settings, group: str, ends: dict[tuple[str, int], int]) -> bool:
     done = committed_offsets(settings, group, [w for w, end in ends.items() if end > 0])
     return all(done.get(where, 0) >= end for where, end in ends.items() if end > 0)
-
-
-def _produce(settings: Settings, outputs: list[Output]) -> None:
-    """The last shard's marks onto the changelog (outside the runner: it has stopped)."""
-    if not outputs:
-        return
-    producer = make_producer(settings)
-    for out in outputs:
-        producer.produce(
-            topic_name(settings, out.logical_topic),
-            key=out.key.encode(),
-            value=encode_value(out.value),
-            headers=[(DEDUPE_HEADER, out.dedupe_id.encode())],
-        )
-    left = producer.flush(30)
-    if left:  # the rows are in the shard; only a later rewrite of them is at stake
-        log.warning("%d written-marks undelivered: those rows are written again next time", left)

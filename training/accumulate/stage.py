@@ -18,9 +18,10 @@ writes the rows again (harmless: the dataset's read dedupes by request id, lates
 replayed record or label that changes nothing is not written again (the written digest).
 
 Shards are written when ``training.shard_rows`` joins are unwritten or the oldest waited
-``training.flush_interval_s``, checked at each batch; a worker that stops leaves its
-unwritten joins in the changelog for the next start (``caslie dataset accumulate`` flushes
-at its end). Joins expire ``training.label_wait_s`` after their last change
+``training.flush_interval_s``, checked at each batch, and at a clean stop
+(:meth:`AccumulatorStage.finish`: ``caslie run accumulator`` on SIGTERM, the end of
+``caslie dataset accumulate``); a worker that dies leaves its unwritten joins in the
+changelog for the next start. Joins expire ``training.label_wait_s`` after their last change
 (:func:`~training.accumulate.join.expiry`), swept at most every
 :data:`SWEEP_EVERY_S` (or a quarter of the wait); counted in
 ``caslie_accumulator_expired_total``. With several replicas each holds every join (a global
@@ -67,8 +68,11 @@ class AccumulatorStage:
         settings: TrainingSettings,
         follower: TableFollower | None = None,
         clock: Callable[[], float] = time.time,
+        publish: Callable[[list[Output]], None] | None = None,
     ) -> None:
         self.table = table
+        #: Produces changelog outputs outside a batch (:meth:`finish`, after the runner).
+        self.publish = publish
         self.dataset = dataset
         self.settings = settings
         self.follower = follower
@@ -187,6 +191,19 @@ class AccumulatorStage:
         self.unwritten.clear()
         self._oldest_unwritten = None
         return marks
+
+    def finish(self) -> None:
+        """After the runner stopped: write the unwritten joins as a last shard, publish
+        their written-marks, stop following the table. Not restored yet: nothing to write
+        (the next start finds them in the changelog)."""
+        try:
+            if self.ready(0) and self.unwritten:
+                marks = self.flush()
+                if self.publish is not None:
+                    self.publish(marks)
+        finally:
+            if self.follower is not None:
+                self.follower.close()
 
     # -- expiry --------------------------------------------------------------------------
 

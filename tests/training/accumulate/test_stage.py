@@ -153,3 +153,14 @@ def test_a_record_keyed_by_something_else_is_rejected(
     wrong = Inbound(item.topic, 0, item.offset, b"other", item.value, b"")
     [result] = stage.process([wrong])
     assert isinstance(result, Reject) and "request id" in result.message
+
+
+def test_finish_writes_what_is_unwritten_and_publishes_its_marks(
+    tmp_path: Path, dataset: DatasetStore, clock: Clock
+) -> None:
+    published: list[list[str]] = []
+    stage = _stage(tmp_path, dataset, clock)
+    stage.publish = lambda outputs: published.append([o.key for o in outputs])
+    stage.process([_record("a"), _label("a", "A"), _record("b")])
+    stage.finish()
+    assert _rows(dataset) == {"a": "A"} and published == [["a"]]
