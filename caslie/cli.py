@@ -33,7 +33,12 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Create and list caslie topics.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schema files for external producers.", no_args_is_help=True)
+dataset_app = typer.Typer(
+    help="The accumulated training dataset: fill it, snapshot it, list snapshots.",
+    no_args_is_help=True,
+)
 app.add_typer(topics_app, name="topics")
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(schemas_app, name="schemas")
 
 ConfigOption = Annotated[
@@ -155,6 +160,65 @@ def topics_list(ctx: typer.Context) -> None:
             typer.echo(f"{name}\t{len(metadata.topics[name].partitions)}")
 
 
+@dataset_app.command("accumulate")
+def dataset_accumulate(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(help="Seconds to catch up before giving up.")] = 3600.0,
+) -> None:
+    """Run the accumulator until it has read enriched and labels up to their end offsets at
+    the start, write the last shard, commit and exit (prints the rows written). Exit code 4
+    when the broker or the topics are missing, 70 when the stage failed."""
+    from streams.artifacts import DatasetError
+    from streams.clients import wait_for_broker
+    from streams.exceptions import StreamError
+    from training.accumulate.bounded import accumulate
+
+    settings = _settings(ctx)
+    try:
+        wait_for_broker(settings, timeout=30)
+        done = accumulate(settings, _stop_event(), timeout)
+    except TimeoutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    except DatasetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    except StreamError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.STAGE_FAILED) from None
+    typer.echo(f"wrote {done.rows_written} rows ({done.records} input records read to their end)")
+
+
+@dataset_app.command("snapshot")
+def dataset_snapshot(ctx: typer.Context) -> None:
+    """Take a snapshot of every shard there is now (prints its id and counts as JSON)."""
+    import json
+
+    from streams.artifacts import DatasetError, dataset_store_for
+
+    try:
+        snap = dataset_store_for(_settings(ctx)).snapshot()
+    except DatasetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    typer.echo(json.dumps(snap.describe()))
+
+
+@dataset_app.command("list")
+def dataset_list(ctx: typer.Context) -> None:
+    """The dataset's snapshots, oldest first (id, shards, rows)."""
+    from streams.artifacts import DatasetError, dataset_store_for
+
+    try:
+        store = dataset_store_for(_settings(ctx))
+        for snapshot_id in store.snapshots():
+            snap = store.get(snapshot_id)
+            typer.echo(f"{snap.id}\t{len(snap.shards)} shards\t{snap.rows} rows")
+    except DatasetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+
+
 @app.command()
 def produce(
     ctx: typer.Context,
@@ -243,7 +307,9 @@ def consume(
 @app.command()
 def run(
     ctx: typer.Context,
-    stage: Annotated[str, typer.Argument(help="router, captioner, voter, predictor or all.")],
+    stage: Annotated[
+        str, typer.Argument(help="router, captioner, voter, predictor, accumulator or all.")
+    ],
 ) -> None:
     """Run one stage as a long-lived worker (graceful stop on SIGTERM/Ctrl-C).
 

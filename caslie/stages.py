@@ -18,7 +18,7 @@ from streams.exceptions import DlqLimitExceeded
 from streams.health import Health, serve
 from streams.router.app import build_router
 from streams.runner import StageRunner
-from streams.stage import Stage, WarmingStage
+from streams.stage import FinishingStage, Stage, WarmingStage
 from streams.topics import WORKERS
 
 if TYPE_CHECKING:
@@ -193,7 +193,16 @@ BUILDERS: dict[str, Callable[[Settings], list[Stage]]] = {
     "captioner": lambda s: [build_captioner(s)],
     "voter": lambda s: [build_voter(s)],
     "predictor": lambda s: [build_predictor(s)],
+    # beside the pipeline: not in ``all`` (streams.topics.SIDE_STAGES)
+    "accumulator": lambda s: [build_accumulator(s)],
 }
+
+
+def build_accumulator(settings: Settings) -> Stage:
+    """The accumulator (:mod:`training.accumulate`): enriched + labels -> dataset shards."""
+    from training.accumulate.app import build_accumulator as build
+
+    return build(settings)
 
 
 def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
@@ -204,7 +213,7 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     names = list(WORKER_STAGES) if which == "all" else [which]
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
-        log.error("unknown stage %r; known: %s, all", which, ", ".join(WORKER_STAGES))
+        log.error("unknown stage %r; known: %s, all", which, ", ".join(BUILDERS))
         return ExitCode.USAGE
     log.info("settings: %s", json.dumps(settings.redacted(), default=str))
     health = Health(lambda: wait_for_broker(settings, timeout=2.0))
@@ -241,6 +250,13 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
             loaded = True
         for t in threads:
             t.join(0.2)
+    if not errors:
+        for runner in runners:
+            if isinstance(runner.stage, FinishingStage):
+                try:
+                    runner.stage.finish()
+                except Exception as failed:
+                    errors.append(failed)
     if any(isinstance(e, DlqLimitExceeded) for e in errors):
         return ExitCode.DLQ_LIMIT
     if errors:

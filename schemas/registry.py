@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from schemas.accumulator import JoinState
 from schemas.dlq import DlqEnvelope
 from schemas.events import (
     AspectSchemaEvent,
@@ -52,6 +53,7 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
         "router.claims": ClaimEvent,
         "router.listings": ListingEvent,
         "router.aspect_schemas": AspectSchemaEvent,
+        "accumulator.state": JoinState,
     }
 )
 _ADAPTERS = {name: TypeAdapter(tp) for name, tp in TOPIC_TYPES.items()}

@@ -20,10 +20,12 @@ from streams.exceptions import DecodeFailure
 #: Records larger than this are refused before parsing.
 MAX_RECORD_BYTES = 1_000_000
 #: Topics on which a record without a value deletes its key.
-TOMBSTONE_TOPICS = frozenset({"catalog", "router.products", "router.reviews", "router.claims"})
+TOMBSTONE_TOPICS = frozenset(
+    {"catalog", "router.products", "router.reviews", "router.claims", "accumulator.state"}
+)
 #: Changelogs that the router writes: JSON ``null`` there is a tombstone too (what
 #: :func:`encode` makes of one, for a producer that cannot send a null value).
-_CHANGELOGS = frozenset({"router.products", "router.reviews", "router.claims"})
+_CHANGELOGS = frozenset({"router.products", "router.reviews", "router.claims", "accumulator.state"})
 
 
 class Tombstone(BaseModel):

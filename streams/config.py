@@ -51,6 +51,10 @@ class BatchSettings(_Section):
     max_wait_ms: int = Field(default=200, ge=0)
     #: Records consumed but not yet committed; past this, partitions are paused.
     max_in_flight: int = Field(default=256, ge=1)
+    #: Seconds the poll loop or the processing loop (one batch of the stage) may go without
+    #: progress before the watchdog ends the worker with exit code 70
+    #: (:mod:`streams.runner.watchdog`); generous, since a model batch can be slow. 0: off.
+    stall_timeout_s: float = Field(default=600.0, ge=0)
 
 
 class RouterSettings(_Section):

@@ -45,18 +45,24 @@ def topic_ends(settings: Settings, logical_topics: tuple[str, ...]) -> dict[tupl
         probe.close()
 
 
+def committed_offsets(
+    settings: Settings, group: str, where: list[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The group's committed position in each partition (0 where nothing is committed)."""
+    if not where:
+        return {}
+    reader = make_consumer(settings, group, **{"enable.auto.commit": False})
+    try:
+        positions = reader.committed([TopicPartition(t, p) for t, p in where], timeout=10)
+    finally:
+        reader.close()
+    return {(tp.topic, tp.partition): max(0, tp.offset) for tp in positions}
+
+
 def group_lag(settings: Settings, group: str, logical_topics: tuple[str, ...]) -> GroupLag:
     ends = topic_ends(settings, logical_topics)
-    tps = [TopicPartition(topic, partition) for topic, partition in ends]
     committed = lag = 0
-    if tps:
-        reader = make_consumer(settings, group, **{"enable.auto.commit": False})
-        try:
-            positions = reader.committed(tps, timeout=10)
-        finally:
-            reader.close()
-        for tp in positions:
-            done = max(0, tp.offset)
-            committed += done
-            lag += max(0, ends[(tp.topic, tp.partition)] - done)
+    for where, done in committed_offsets(settings, group, list(ends)).items():
+        committed += done
+        lag += max(0, ends[where] - done)
     return GroupLag(committed, sum(ends.values()), lag)

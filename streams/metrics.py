@@ -75,3 +75,16 @@ ADAPTER_WATCHER_ERRORS = Counter(
     "Errors of the predictor's adapter watcher: transient (retried) or fatal (the stage stops).",
     ["kind"],
 )
+ACCUMULATED_ROWS = Counter(
+    "caslie_accumulated_rows_total", "Labelled examples the accumulator wrote to dataset shards."
+)
+ACCUMULATOR_EXPIRED = Counter(
+    "caslie_accumulator_expired_total",
+    "Joins the accumulator dropped after training.label_wait_s: a record that never got its "
+    "label (record), a label whose record never came (label), a written example kept for "
+    "relabelling (written).",
+    ["kind"],
+)
+STAGE_STALLS = Counter(
+    "caslie_stage_stalls_total", "Stages the runner's watchdog found stalled.", ["stage"]
+)

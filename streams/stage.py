@@ -7,7 +7,8 @@ batching, backpressure, delivery, DLQ and commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -52,6 +53,24 @@ class Reject:
 Result = Emit | Reject
 
 
+def handle_each(
+    batch: Sequence[Inbound], handle: Callable[[Inbound], Result], who: str
+) -> list[Result]:
+    """``handle`` each record on its own: one that raises is logged (``who`` failed on
+    topic[partition]@offset) and rejected alone (DLQ, kind ``processing``), and never
+    repeats the work of the records before it."""
+    results: list[Result] = []
+    for item in batch:
+        try:
+            results.append(handle(item))
+        except Exception as exc:
+            logging.getLogger(__name__).exception(
+                "%s failed on %s[%d]@%d", who, item.topic, item.partition, item.offset
+            )
+            results.append(Reject(ErrorKind.PROCESSING, f"{type(exc).__name__}: {exc}"))
+    return results
+
+
 class FatalStageError(Exception):
     """The stage cannot go on (its model engine died, say): the worker exits non-zero and its
     supervisor restarts it. Nothing of the current batch is committed."""
@@ -85,3 +104,13 @@ class WarmingStage(Protocol):
     def ready(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds; ``True`` once ready. Raises if it never will be."""
         ...
+
+
+@runtime_checkable
+class FinishingStage(Protocol):
+    """A stage that holds work across batches (the accumulator's rows not yet in a shard).
+
+    ``finish`` is called once after its runner stopped cleanly, never after a failure: it
+    writes what it holds. Anything it cannot finish must still be safe (committed state)."""
+
+    def finish(self) -> None: ...

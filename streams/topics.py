@@ -51,6 +51,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("router.claims", key="claim_id", compacted=True),
     TopicSpec("router.listings", key="listing_id", compacted=True),
     TopicSpec("router.aspect_schemas", key="category", compacted=True),
+    # The accumulator's joins in progress (records waiting for labels, labels for records,
+    # finished rows not yet in a shard): its state, like the router's tables.
+    TopicSpec("accumulator.state", key="request_id", compacted=True),
 )
 BY_LOGICAL = {spec.logical: spec for spec in TOPICS}
 
@@ -99,8 +102,15 @@ LAYOUT: tuple[StageLayout, ...] = (
     StageLayout("voter", ("captioned",), ("enriched",)),
     StageLayout("predictor", ("enriched",), ("predictions",)),
 )
-STAGE_LAYOUT = {stage.name: stage for stage in LAYOUT}
-#: The ``caslie run`` workers, in pipeline order.
+#: Stages beside the pipeline: run on their own (``caslie run accumulator``), never by
+#: ``caslie run all`` or the bench. The accumulator joins ``enriched`` with ``labels`` by
+#: request id in a table per replica, so both topics must be keyed by request id and have the
+#: same partition count (they do when ``caslie topics create`` made them).
+SIDE_STAGES: tuple[StageLayout, ...] = (
+    StageLayout("accumulator", ("enriched", "labels"), ("accumulator.state",)),
+)
+STAGE_LAYOUT = {stage.name: stage for stage in (*LAYOUT, *SIDE_STAGES)}
+#: The ``caslie run`` workers of the pipeline, in pipeline order.
 WORKERS: tuple[str, ...] = tuple(dict.fromkeys(stage.process for stage in LAYOUT))
 
 

@@ -45,7 +45,7 @@ from streams.router.resolve import (
 )
 from streams.router.store import StateStore
 from streams.router.tables import Table, TableFollower, state_dir
-from streams.stage import Emit, Inbound, Output, Reject, Result
+from streams.stage import Emit, Inbound, Output, Reject, Result, handle_each
 from streams.topics import STAGE_LAYOUT
 
 log = logging.getLogger(__name__)
@@ -118,14 +118,7 @@ class _Resolving:
         return self.follower.wait_restored(timeout)
 
     def process(self, batch: Sequence[Inbound]) -> Sequence[Result]:
-        results: list[Result] = []
-        for item in batch:
-            try:
-                results.append(self.handle(item))
-            except Exception as exc:
-                log.exception("router failed on %s[%d]@%d", item.topic, item.partition, item.offset)
-                results.append(Reject(ErrorKind.PROCESSING, f"{type(exc).__name__}: {exc}"))
-        return results
+        return handle_each(batch, self.handle, "router")
 
     def handle(self, item: Inbound) -> Result:
         raise NotImplementedError

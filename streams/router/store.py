@@ -76,9 +76,14 @@ def _options(settings: RouterSettings, cache: Cache) -> Options:
 class StateStore:
     """The RocksDB folder of one replica; one writer (the changelog follower), any readers."""
 
-    def __init__(self, path: Path, settings: RouterSettings) -> None:
+    def __init__(
+        self, path: Path, settings: RouterSettings, families: Mapping[str, str] = FAMILIES
+    ) -> None:
         self.path = path
         self._settings = settings
+        #: Logical changelog topic -> its column family (the router's by default; the
+        #: accumulator's store has its own).
+        self.families = dict(families)
         self._open()
 
     def _open(self) -> None:
@@ -95,28 +100,36 @@ class StateStore:
                 settings.state_write_buffer_mb * _MB, False, cache
             )
         )
-        families = {name: _options(settings, cache) for name in (*FAMILIES.values(), _POSITIONS)}
+        names = (*self.families.values(), _POSITIONS)
+        families = {name: _options(settings, cache) for name in names}
         path.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path), opts, column_families=families)
         self._families = {name: self._db.get_column_family(name) for name in families}
         self._handles = {name: self._db.get_column_family_handle(name) for name in families}
 
     @classmethod
-    def open(cls, path: Path, settings: RouterSettings) -> StateStore:
+    def open(
+        cls, path: Path, settings: RouterSettings, families: Mapping[str, str] = FAMILIES
+    ) -> StateStore:
         """Open the folder; one that RocksDB cannot open (corrupt, another format) is removed
         and started anew: the follower then rebuilds it from the changelogs' beginning."""
         try:
-            return cls(path, settings)
+            return cls(path, settings, families)
         except Exception as exc:
             if "lock" in str(exc).lower():  # another replica uses it: never remove it
                 raise
-            log.warning("router state in %s unreadable (%s): rebuilding it", path, exc)
+            log.warning("state in %s unreadable (%s): rebuilding it", path, exc)
             shutil.rmtree(path, ignore_errors=True)
-            return cls(path, settings)
+            return cls(path, settings, families)
 
     def get(self, logical_topic: str, key: str) -> bytes | None:
-        value: bytes | None = self._families[FAMILIES[logical_topic]].get(key.encode())
+        value: bytes | None = self._families[self.families[logical_topic]].get(key.encode())
         return value
+
+    def all_keys(self, logical_topic: str) -> list[str]:
+        """Every key of a table (a full scan: for sweeps over small tables, not lookups)."""
+        family = self._families[self.families[logical_topic]]
+        return [k.decode() for k in family.keys() if isinstance(k, bytes)]  # noqa: SIM118
 
     def positions(self) -> dict[tuple[str, int], int]:
         """Where each changelog partition's data stops: the next offset to read there."""
@@ -131,7 +144,7 @@ class StateStore:
         """Apply ``changes`` in order and record ``positions``, atomically."""
         batch = WriteBatch(raw_mode=True)
         for logical, key, value in changes:
-            handle = self._handles[FAMILIES[logical]]
+            handle = self._handles[self.families[logical]]
             if value is None:
                 batch.delete(key.encode(), handle)
             else:
@@ -150,7 +163,7 @@ class StateStore:
 
     def count(self, logical_topic: str) -> int:
         """RocksDB's estimate of the keys in a table (for logs and the bench)."""
-        family = self._families[FAMILIES[logical_topic]]
+        family = self._families[self.families[logical_topic]]
         return int(family.property_int_value("rocksdb.estimate-num-keys") or 0)
 
     def close(self) -> None:

@@ -55,12 +55,14 @@ V = TypeVar("V", bound=BaseModel)
 _BATCH = 2000
 
 
-def state_dir(settings: Settings) -> Path:
-    """This replica's state folder: ``router.state_dir``, else one per topic prefix in the
-    cache folder."""
-    if settings.router.state_dir is not None:
-        return settings.router.state_dir
-    return settings.cache_dir / "router-state" / (settings.topic_prefix.rstrip(".") or "default")
+def state_dir(settings: Settings, configured: Path | None = None, kind: str = "router") -> Path:
+    """A replica's state folder: ``configured`` (default ``router.state_dir``), else one per
+    topic prefix in the cache folder (``<kind>-state/<prefix>``)."""
+    if kind == "router" and configured is None:
+        configured = settings.router.state_dir
+    if configured is not None:
+        return configured
+    return settings.cache_dir / f"{kind}-state" / (settings.topic_prefix.rstrip(".") or "default")
 
 
 class Table(Generic[V]):
@@ -101,6 +103,13 @@ class Table(Generic[V]):
             if entry is not None and entry[1] == token:
                 del self._overlay[key]
 
+    def all_keys(self) -> list[str]:
+        """Every key the table holds, this replica's unfollowed changes included (deleted ones
+        too: :meth:`get` says ``None`` for them). A full scan, for sweeps."""
+        with self._lock:
+            local = list(self._overlay)
+        return list(dict.fromkeys([*self._store.all_keys(self.logical_topic), *local]))
+
     @property
     def pending(self) -> int:
         """Local changes the follower has not read back yet."""
@@ -138,9 +147,15 @@ class TableFollower:
     partition was read to its end (the last committed record) after the start."""
 
     def __init__(
-        self, settings: Settings, store: StateStore, tables: Mapping[str, Table[BaseModel]]
+        self,
+        settings: Settings,
+        store: StateStore,
+        tables: Mapping[str, Table[BaseModel]],
+        name: str = "router",
     ) -> None:
         self.settings = settings
+        #: Whose tables (logs, the thread's name, errors).
+        self.name = name
         self.store = store
         self.tables = dict(tables)
         self.restored = threading.Event()
@@ -149,7 +164,7 @@ class TableFollower:
         self.cold = False
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._follow, name="router-tables", daemon=True)
+        self._thread = threading.Thread(target=self._follow, name=f"{name}-tables", daemon=True)
 
     def start(self) -> TableFollower:
         self._thread.start()
@@ -160,12 +175,14 @@ class TableFollower:
         :class:`StreamError` if following them failed."""
         restored = self.restored.wait(timeout)
         if not restored and self._error is not None:
-            raise StreamError(f"reading the router's tables failed: {self._error}")
+            raise StreamError(f"reading the {self.name}'s tables failed: {self._error}")
         return restored
 
     def close(self, timeout: float = 30) -> None:
         """Stop following and close the store (the process may also just end: every write
-        is in RocksDB's log)."""
+        is in RocksDB's log). Once: a second call does nothing."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -185,13 +202,15 @@ class TableFollower:
         ]
         if stale or not saved:
             reason = f"checkpoint outside its topic: {', '.join(stale)}" if stale else "empty"
-            log.info("router state in %s: %s; rebuilding from offset 0", self.store.path, reason)
+            log.info(
+                "%s state in %s: %s; rebuilding from offset 0", self.name, self.store.path, reason
+            )
             if saved:
                 self.store.clear()
             saved = {}
             self.cold = True
         else:
-            log.info("router state in %s: resuming from its checkpoint", self.store.path)
+            log.info("%s state in %s: resuming from its checkpoint", self.name, self.store.path)
         for tp in tps:
             tp.offset = saved.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         return {
@@ -230,14 +249,15 @@ class TableFollower:
                 self.apply(records)
                 if not behind and not self.restored.is_set():
                     log.info(
-                        "router tables restored (%s, %d records read): %s",
+                        "%s tables restored (%s, %d records read): %s",
+                        self.name,
                         "rebuilt from offset 0" if self.cold else "from the checkpoint",
                         self.applied,
                         ", ".join(f"{n}~{self.store.count(n)}" for n in self.tables),
                     )
                     self.restored.set()
         except BaseException as exc:
-            log.error("router table follower stopped: %s", exc)
+            log.error("%s table follower stopped: %s", self.name, exc)
             self._error = exc
         finally:
             consumer.close()

@@ -19,6 +19,7 @@ from streams.runner.commit import AtLeastOnce, CommitStrategy, Transactional
 from streams.runner.dispatch import Dispatcher
 from streams.runner.handoff import Chunk, Handoff
 from streams.runner.polling import Poller
+from streams.runner.watchdog import Watchdog
 from streams.stage import Stage, WarmingStage
 from streams.topics import topic_name
 
@@ -58,6 +59,7 @@ class StageRunner:
         self.group_id = group_id or f"{settings.topic_prefix}{stage.name}"
         self.batch = settings.batch_for(stage.name)
         self._on_batch = on_batch
+        self.watchdog = Watchdog(stage.name, self.batch.stall_timeout_s)
         self._fatal: BaseException | None = None
         self._stop_processing = threading.Event()
         self.exactly_once = settings.delivery == "exactly_once"
@@ -99,13 +101,24 @@ class StageRunner:
     # -- poll thread -------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        watchdog = self.watchdog
+        watchdog.beat("poll", "starting")
+        watchdog.start()
+        try:
+            self._run(stop)
+        finally:
+            watchdog.stop()
+
+    def _run(self, stop: threading.Event) -> None:
         self._strategy.start()
         self._poller.subscribe(self._strategy)
+        self.watchdog.beat("process", "starting")
         worker = threading.Thread(target=self._process_loop, name=f"{self.stage.name}-process")
         worker.start()
         last_lag = time.monotonic()
         try:
             while not stop.is_set() and self._fatal is None:
+                self.watchdog.beat("poll", "polling its consumer")
                 self._poller.poll_once()
                 if time.monotonic() - last_lag >= _LAG_INTERVAL_S:
                     self._poller.report_lag()
@@ -124,6 +137,7 @@ class StageRunner:
         self._stop_processing.set()
         consumer = self._poller.consumer
         while worker.is_alive():
+            self.watchdog.beat("poll", "shutting down (waiting for the batch in progress)")
             self._strategy.on_poll(consumer)
             worker.join(0.01)
         left = self._producer.flush(SHUTDOWN_FLUSH_S)
@@ -142,29 +156,36 @@ class StageRunner:
         if not isinstance(self.stage, WarmingStage):
             return True
         while not self.stage.ready(0.2):
+            self.watchdog.beat("process", "warming up (stage not ready yet)")
             if self._stop_processing.is_set() or self._fatal is not None:
                 return False
         return True
 
     def _process_loop(self) -> None:
         current = self._current
+        beat = self.watchdog.beat
         try:
             if not self._warmed_up():
                 return
             while not self._stop_processing.is_set() and self._fatal is None:
+                beat("process", "waiting for records")
                 self._producer.poll(0)
                 chunks = self._handoff.take(
                     self.batch.max_batch, self.batch.max_wait_ms / 1000, current
                 )
                 if chunks:
+                    size = sum(len(c.messages) for c in chunks)
+                    beat("process", f"processing a batch of {size} records")
                     metrics.BATCH_WAIT.labels(self.stage.name).observe(self._handoff.last_fill_s)
                     if not self._strategy.process(chunks, self._dispatcher.process):
                         self._dispatcher.undo()  # aborted: the records will be read again
                     if self._on_batch is not None:
-                        self._on_batch(sum(len(c.messages) for c in chunks))
+                        self._on_batch(size)
         except BaseException as exc:
             log.error("stage %s stopped: %s", self.stage.name, exc)
             self.fail(exc)
+        finally:
+            self.watchdog.done("process")
 
     def _current(self, chunk: Chunk) -> bool:
         return self._tracker.current(chunk.tp, chunk.epoch)
