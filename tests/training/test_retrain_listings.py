@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import threading
 from pathlib import Path
 
 import orjson
@@ -18,6 +19,7 @@ from streams.artifacts import registry_for
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.produce import produce_lines
+from training.accumulate.bounded import accumulate
 from training.dpo import DpoSettings
 from training.lora import LoraSettings
 from training.retrain import cycle_summary, retrain_cycle
@@ -65,6 +67,7 @@ def test_a_listing_cycle_trains_sft_then_dpo_refined_and_publishes_both(
     for logical in ("enriched", "labels"):
         with (prepared / f"{logical}.jsonl").open("rb") as lines:
             assert produce_lines(settings, logical, lines).sent == 8
+    assert accumulate(settings, threading.Event()).rows_written == 8
 
     result = retrain_cycle(
         settings,
