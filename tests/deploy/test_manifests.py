@@ -143,6 +143,23 @@ def test_the_retraining_cronjob_never_overlaps(
     assert script.startswith("caslie retrain ")
 
 
+def test_the_accumulator_runs_beside_the_pipeline_with_its_state_folder(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, docs = overlay
+    deployment = _by_kind(docs, "Deployment")["caslie-accumulator"]
+    assert deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["run", "accumulator"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert env["CASLIE_TRAINING__STATE_DIR"] in mounts
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
+    assert compose["services"]["accumulator"]["command"] == ["run", "accumulator"]
+
+
 def test_the_retraining_job_reads_the_exit_codes_and_keeps_checkpoints(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
