@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.base import Identifier, Record
@@ -143,10 +144,12 @@ class EnrichedRecord(CaptionedRecord):
 
 
 class Prediction(Record):
-    """A task answer (topic ``predictions``)."""
+    """A task answer (topic ``predictions``; a query that could not be answered gets a
+    :class:`PredictionFailure` there instead: ``status`` tells them apart)."""
 
     request_id: Identifier
     task: TaskName
+    status: Literal["ok"] = "ok"
     #: ``yes``/``no`` for binary tasks, the option letter, or (JSON tasks) the object's text.
     label: str
     #: The full option text for lettered tasks.
@@ -163,6 +166,31 @@ class Prediction(Record):
     #: Seconds spent in each stage (from the record's timestamps).
     latencies: dict[str, float] = Field(default_factory=dict)
     trace: list[TraceEntry] = Field(default_factory=list)
+
+
+class PredictionFailure(Record):
+    """The answer to a query that could not be answered (topic ``predictions``, keyed by its
+    ``request_id`` like a :class:`Prediction`): which stage gave up, why (an
+    :class:`~schemas.dlq.ErrorKind` value), and the true reason in words (e.g. "product k2
+    was rejected: image url scheme 'gopher' is not allowed"). Every query ends with exactly
+    one of the two on ``predictions`` (repeats carry the same ``caslie-id`` header)."""
+
+    request_id: Identifier
+    #: The query's task, where the record was readable enough to say.
+    task: str | None = Field(default=None, max_length=64)
+    status: Literal["failed"] = "failed"
+    stage: str = Field(min_length=1, max_length=64)
+    error_kind: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=2_000)
+    failed_at: float
+
+
+def parse_prediction(data: bytes | str) -> Prediction | PredictionFailure:
+    """A ``predictions`` record as the model its ``status`` names (``ok`` when absent)."""
+    obj = orjson.loads(data)
+    if isinstance(obj, dict) and obj.get("status") == "failed":
+        return PredictionFailure.model_validate(obj)
+    return Prediction.model_validate(obj)
 
 
 #: A split tag. ``train`` and ``val`` are special: training learns from ``train`` and the

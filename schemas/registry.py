@@ -26,6 +26,7 @@ from schemas.records import (
     EnrichedRecord,
     LabelEvent,
     Prediction,
+    PredictionFailure,
     TaskRequest,
 )
 from schemas.router import RecentReviews, WaitingQuery
@@ -43,7 +44,8 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
         "requests": TaskRequest,
         "captioned": CaptionedRecord,
         "enriched": EnrichedRecord,
-        "predictions": Prediction,
+        # an answer, or the failure that ends a query that could not be answered
+        "predictions": Prediction | PredictionFailure,
         "labels": LabelEvent,
         "adapters": AdapterAnnouncement,
         "dlq": DlqEnvelope,
