@@ -10,7 +10,7 @@ of a product): a key and an empty value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ def produce_event(
     logical: str,
     event: dict[str, Any],
     key: str | None = None,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
 ) -> None:
     """Validate ``event`` as a record of ``logical`` (raises ``pydantic.ValidationError`` on a
     bad one, :class:`KeyMismatch` when ``key`` is given and is not its key) and produce it,
@@ -75,6 +76,7 @@ def produce_event(
         topic_name(settings, logical),
         key=derived.encode() if derived else None,
         value=orjson.dumps(event),
+        on_delivery=on_delivery,
     )
 
 
