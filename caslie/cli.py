@@ -228,13 +228,31 @@ def produce(
         bool, typer.Option("--skip-invalid", help="Send the valid lines even if some are invalid.")
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for delivery.")] = 30.0,
+    key_delimiter: Annotated[
+        str | None,
+        typer.Option(
+            "--key-delimiter",
+            "-K",
+            help="Lines are KEY<delimiter>VALUE (kcat's -K form; '\\t' for a tab): each key "
+            "must equal the value's key field. An empty catalog value deletes the product.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Validate JSON lines against the topic's schema and produce them.
+    """Validate JSON lines against the topic's schema and produce them, keyed by the topic's
+    key field (docs/events.md).
 
     Nothing is sent if any line is invalid, unless --skip-invalid. Exit code 1 on invalid
     lines (0 with --skip-invalid), 4 if the broker is unreachable.
     """
     from streams.produce import ProduceError, produce_lines
+
+    delimiter = None
+    if key_delimiter is not None:
+        delimiter = key_delimiter.replace("\\t", "\t").encode()
+        if not delimiter:
+            typer.echo("error: --key-delimiter must not be empty", err=True)
+            raise typer.Exit(ExitCode.USAGE)
 
     settings = _settings(ctx)
     try:
@@ -245,7 +263,12 @@ def produce(
     try:
         with stream:
             report = produce_lines(
-                settings, topic, stream, skip_invalid=skip_invalid, timeout=timeout
+                settings,
+                topic,
+                stream,
+                skip_invalid=skip_invalid,
+                timeout=timeout,
+                key_delimiter=delimiter,
             )
     except (KeyError, ProduceError) as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)

@@ -1,7 +1,24 @@
 """Common base for every record on every topic.
 
-Records are immutable pydantic models, reject unknown fields, and carry a schema ``version``
-so consumers can tell old shapes from new ones. Wire format is JSON encoded with orjson.
+Records are immutable pydantic models that carry a schema ``version``; the wire format is JSON
+encoded with orjson.
+
+Versions are additive (docs/events.md, "Versions"): version ``N + 1`` of a topic's record may
+only add optional top-level fields to version ``N``; a change that is not additive gets a new
+topic, never a new version. So a reader of version ``SCHEMA_VERSION``:
+
+* reads a record of any version ``>= 1``;
+* refuses a field that the record's own version does not define when that version is not newer
+  than the reader's (at the reader's version an unknown field is a mistake: a typo, a field of
+  another topic), naming it;
+* ignores the fields a newer version added (it does not know them) but keeps them: they are
+  part of the model (pydantic ``extra="allow"``) and :meth:`Record.to_json` writes them back, so
+  a record passed on unchanged (the router's tables) loses nothing. At most
+  :data:`MAX_UNKNOWN_FIELDS` of them, with names of at most :data:`MAX_FIELD_NAME` characters;
+  their values count against the record's byte limit (``streams.codec.MAX_RECORD_BYTES``).
+
+Nested objects (image references, aspect specs, captions) stay closed: a version adds fields at
+the top level only.
 """
 
 from __future__ import annotations
@@ -10,9 +27,14 @@ import time
 from typing import Annotated, Any, ClassVar, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+#: The record version this code writes, and the newest whose fields it knows.
 SCHEMA_VERSION = 1
+#: A record of a newer version may carry at most this many fields unknown to this reader ...
+MAX_UNKNOWN_FIELDS = 32
+#: ... each named in at most this many characters.
+MAX_FIELD_NAME = 64
 
 #: Identifiers: printable, bounded, no surrounding whitespace.
 Identifier = Annotated[
@@ -29,15 +51,61 @@ def now() -> float:
     return time.time()
 
 
+def _closed_at_known_versions(schema: dict[str, Any], cls: type) -> None:
+    """JSON Schema of a record: the rule of :class:`Record` (no unknown field at a version
+    this code knows; a few, from a newer version) as ``if``/``then``/``else``. JSON Schema
+    cannot count the unknown fields alone: the file bounds all fields (the known ones and
+    :data:`MAX_UNKNOWN_FIELDS` more), the model the unknown ones."""
+    names = sorted(schema.get("properties", {}))
+    schema["if"] = {"properties": {"version": {"maximum": SCHEMA_VERSION}}}
+    schema["then"] = {"propertyNames": {"enum": names}}
+    schema["else"] = {
+        "maxProperties": len(names) + MAX_UNKNOWN_FIELDS,
+        "propertyNames": {"maxLength": MAX_FIELD_NAME},
+    }
+
+
 class Record(BaseModel):
-    """Base of all topic records: strict shape, versioned, orjson on the wire."""
+    """Base of all topic records: versioned, forward compatible (module docstring), orjson on
+    the wire."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=200_000)
+    model_config = ConfigDict(
+        extra="allow",
+        frozen=True,
+        str_max_length=200_000,
+        json_schema_extra=_closed_at_known_versions,
+    )
 
-    #: Which schema version wrote this record.
-    version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    #: Which schema version wrote this record (any version ``>= 1`` is read).
+    version: int = Field(default=SCHEMA_VERSION, ge=1)
 
     topic_name: ClassVar[str | None] = None
+
+    @model_validator(mode="after")
+    def _unknown_fields(self) -> Self:
+        extra = self.model_extra or {}
+        if not extra:
+            return self
+        names = sorted(extra)
+        if self.version <= SCHEMA_VERSION:
+            raise ValueError(
+                f"unknown field(s) {', '.join(map(repr, names[:5]))} in a version-"
+                f"{self.version} record (fields a newer version adds need its version number)"
+            )
+        if len(names) > MAX_UNKNOWN_FIELDS:
+            raise ValueError(
+                f"{len(names)} fields unknown to version {SCHEMA_VERSION}: at most "
+                f"{MAX_UNKNOWN_FIELDS} are kept"
+            )
+        long = [n for n in names if len(n) > MAX_FIELD_NAME]
+        if long:
+            raise ValueError(f"field name of {len(long[0])} characters: at most {MAX_FIELD_NAME}")
+        return self
+
+    @property
+    def unknown_fields(self) -> dict[str, Any]:
+        """The fields of a newer version that this reader does not know (kept, not read)."""
+        return dict(self.model_extra or {})
 
     def to_json(self) -> bytes:
         """Serialise to compact JSON bytes (orjson)."""

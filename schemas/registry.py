@@ -79,6 +79,16 @@ def _query_schema() -> dict[str, Any]:
 
 
 JSONSCHEMA_DIR = Path(__file__).parent / "jsonschema"
+#: The ``$id`` of a topic's schema is this prefix and the logical topic name
+#: (``urn:caslie-stream:schema:catalog``): a name, not an address (nothing is served there),
+#: stable across versions because versions are additive (:mod:`schemas.base`).
+SCHEMA_ID_PREFIX = "urn:caslie-stream:schema:"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def schema_id(logical_topic: str) -> str:
+    """The stable ``$id`` of a topic's JSON Schema."""
+    return f"{SCHEMA_ID_PREFIX}{logical_topic}"
 
 
 def validate(logical_topic: str, obj: object) -> BaseModel:
@@ -90,10 +100,12 @@ def validate(logical_topic: str, obj: object) -> BaseModel:
 
 
 def json_schema(logical_topic: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a topic's values, with its :func:`schema_id`."""
     schema: dict[str, Any] = (
         _query_schema() if logical_topic == "queries" else _ADAPTERS[logical_topic].json_schema()
     )
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    schema["$id"] = schema_id(logical_topic)
     schema.setdefault("title", logical_topic)
     return schema
 

@@ -121,6 +121,41 @@ def test_produce_refuses_invalid_lines(kafka_bootstrap: str, tmp_path: Path) -> 
     assert got.stdout.splitlines() == [b'{"product_id": "ok", "title": "fine"}']
 
 
+def test_produce_refuses_a_key_that_is_not_the_values_key_field() -> None:
+    env = {**os.environ, "CASLIE_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # refused before connecting
+    lines = b'p1\t{"product_id": "p1", "title": "a"}\np9\t{"product_id": "p2", "title": "b"}\n'
+    result = caslie("produce", "catalog", "-", "-K", "\\t", env=env, stdin=lines)
+    assert result.returncode == ExitCode.INVALID_INPUT
+    assert result.stderr.splitlines()[-2:] == [
+        b"line 2: key: key 'p9' is not the value's product_id 'p2' "
+        b"(the catalog topic is keyed by product_id)",
+        b"sent 0, invalid 1",
+    ]
+
+
+def test_keyed_lines_and_a_tombstone_on_apache_kafka(kafka_bootstrap: str) -> None:
+    env = {**os.environ, "CASLIE_BOOTSTRAP_SERVERS": kafka_bootstrap, "CASLIE_TOPIC_PREFIX": "kd."}
+    assert caslie("topics", "create", env=env).returncode == 0
+    lines = b'p1:{"product_id": "p1", "title": "a"}\np1:\n'
+    sent = caslie("produce", "catalog", "-", "--key-delimiter", ":", env=env, stdin=lines)
+    assert sent.returncode == 0, sent.stderr
+    assert b"sent 2, invalid 0" in sent.stderr
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {"bootstrap.servers": kafka_bootstrap, "group.id": "kd", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe(["kd.catalog"])
+    got: list[tuple[bytes | None, bytes | None]] = []
+    deadline = time.monotonic() + 30
+    while len(got) < 2 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got.append((msg.key(), msg.value()))
+    consumer.close()
+    assert got == [(b"p1", b'{"product_id": "p1", "title": "a"}'), (b"p1", None)]
+
+
 def test_unreachable_broker_exit_code() -> None:
     env = {**os.environ, "CASLIE_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     result = caslie(

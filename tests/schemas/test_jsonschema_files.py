@@ -6,8 +6,16 @@ import json
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 
-from schemas.registry import JSONSCHEMA_DIR, TOPIC_TYPES, render_json_schemas
+from schemas.base import MAX_UNKNOWN_FIELDS, SCHEMA_VERSION
+from schemas.registry import (
+    JSONSCHEMA_DIR,
+    TOPIC_TYPES,
+    render_json_schemas,
+    schema_id,
+    validate,
+)
 
 
 def test_files_are_in_sync_with_models() -> None:
@@ -47,3 +55,35 @@ def test_schema_files_accept_and_reject_like_models(topic: str, good: dict, bad:
     jsonschema.validate(good, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_every_file_names_its_dialect_and_a_stable_id() -> None:
+    for name in TOPIC_TYPES:
+        schema = json.loads((JSONSCHEMA_DIR / f"{name}.schema.json").read_text())
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["$id"] == schema_id(name) == f"urn:caslie-stream:schema:{name}"
+
+
+@pytest.mark.parametrize("topic", ["catalog", "queries", "labels"])
+def test_schema_files_follow_the_version_rule_like_models(topic: str) -> None:
+    """Unknown fields: refused at a known version, accepted (a few) from a newer one."""
+    good = {
+        "catalog": {"product_id": "p", "title": "t"},
+        "queries": {"request_id": "r", "task": "SA", "review": "fine"},
+        "labels": {"request_id": "r", "task": "SA", "label": "A"},
+    }[topic]
+    schema = json.loads((JSONSCHEMA_DIR / f"{topic}.schema.json").read_text())
+    future = {**good, "version": SCHEMA_VERSION + 1, "gift_wrap": True}
+    jsonschema.validate(future, schema)
+    validate(topic, future)
+    too_many = {**future, **{f"f{i}": i for i in range(MAX_UNKNOWN_FIELDS + 1)}}
+    for refused in ({**good, "gift_wrap": True}, {**good, "version": 1, "gift_wrap": True}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(refused, schema)
+        with pytest.raises(ValidationError):
+            validate(topic, refused)
+    with pytest.raises(ValidationError):
+        validate(topic, too_many)
+    # the file bounds the total (the fields it knows and 32 more), which 200 fields exceed
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**future, **{f"f{i}": i for i in range(200)}}, schema)

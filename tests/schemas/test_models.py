@@ -14,6 +14,7 @@ from schemas import (
     TaskRequest,
     parse_query,
 )
+from schemas.base import MAX_FIELD_NAME, MAX_UNKNOWN_FIELDS, SCHEMA_VERSION
 from schemas.records import is_split_tag
 from schemas.tasks.registry import get_task
 
@@ -45,14 +46,37 @@ def test_image_ref_checks_sha_format() -> None:
     assert ImageRef(url="file:///tmp/a.png").sha256 is None
 
 
-def test_unknown_fields_are_rejected() -> None:
-    with pytest.raises(ValidationError, match="extra"):
+def test_unknown_fields_at_a_known_version_are_rejected() -> None:
+    with pytest.raises(ValidationError, match=r"unknown field.*'colour'.*version-1"):
         ProductEvent.from_obj({"product_id": "p", "title": "t", "colour": "red"})
 
 
-def test_future_schema_version_is_rejected() -> None:
+def test_a_record_from_a_future_version_is_read_and_keeps_its_new_fields() -> None:
+    raw = {"product_id": "p", "title": "t", "version": SCHEMA_VERSION + 1, "colour": "red"}
+    product = ProductEvent.from_obj(raw)
+    assert (product.product_id, product.title) == ("p", "t")
+    assert product.unknown_fields == {"colour": "red"}
+    again = orjson.loads(product.to_json())
+    assert again["colour"] == "red" and again["version"] == SCHEMA_VERSION + 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({f"f{i}": i for i in range(MAX_UNKNOWN_FIELDS + 1)}, "at most"),
+        ({"x" * (MAX_FIELD_NAME + 1): 1}, "field name of"),
+    ],
+    ids=["too-many", "name-too-long"],
+)
+def test_future_fields_are_bounded(extra: dict[str, object], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        ProductEvent.from_obj({"product_id": "p", "title": "t", "version": 2, **extra})
+
+
+@pytest.mark.parametrize("version", [0, -1, 1.5, "x"])
+def test_a_version_is_a_positive_integer(version: object) -> None:
     with pytest.raises(ValidationError):
-        ProductEvent.from_obj({"product_id": "p", "title": "t", "version": 99})
+        ProductEvent.from_obj({"product_id": "p", "title": "t", "version": version})
 
 
 QUERIES = [

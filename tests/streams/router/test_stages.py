@@ -12,13 +12,13 @@ import pytest
 from confluent_kafka import Message
 from pydantic import BaseModel
 
-from schemas.base import now
+from schemas.base import SCHEMA_VERSION, now
 from schemas.dlq import ErrorKind
 from schemas.events import ClaimEvent, ProductEvent, ReviewEvent, parse_query
 from schemas.records import TaskRequest
 from schemas.router import RecentReviews, WaitingQuery
 from schemas.tasks.registry import get_task
-from streams.codec import TOMBSTONE, Tombstone, encode
+from streams.codec import TOMBSTONE, Tombstone, decode, encode
 from streams.config import RouterSettings, Settings
 from streams.router.stages import RouterStage, RouterTables, WaitingStage
 from streams.router.store import StateStore
@@ -398,3 +398,36 @@ def test_claim_tasks_and_attribute_keys_are_checked() -> None:
         RouterSettings(claim_tasks=["DD", "DX"])
     with pytest.raises(ValueError, match="repeat"):
         RouterSettings(attribute_keys=["Brand", "Brand"])
+
+
+def _decoded(topic: str, fields: dict[str, object]) -> Inbound:
+    """A record as the runner hands it on: bytes decoded by the codec."""
+    raw = orjson.dumps(fields)
+    return Inbound(f"caslie.{topic}", 0, next(_offsets), None, decode(raw, topic), raw)
+
+
+def test_records_from_a_future_version_are_read_and_passed_on_whole(tmp_path: Path) -> None:
+    router, _, tables = _router(tmp_path, claim_tasks=["DD"], product_wait_s=30)
+    future = {"version": SCHEMA_VERSION + 1, "gift_wrap": {"paper": "red"}}
+    product = {"product_id": "p1", "title": "Mug", "images": [{"url": "https://c.example/m.png"}]}
+    claim: dict[str, object] = {"claim_id": "c1", "product_id": "p1", "text": "It cracked."}
+    claim["images"] = [{"url": "https://c.example/c.png"}]
+    query = {"request_id": "r1", "task": "PSI", "product_id": "p1", "query": "mug"}
+    late = {"request_id": "r2", "task": "MPC", "product_id": "p9", "query": "tea"}
+    results = router.process(
+        [
+            _decoded("catalog", {**product, **future}),
+            _decoded("claims", {**claim, **future}),
+            _decoded("queries", {**query, **future}),
+            _decoded("queries", {**late, **future}),
+        ]
+    )
+    [stored_claim, _dd] = _outputs(results[1])
+    [request] = _outputs(results[2])
+    [waiting] = _outputs(results[3])
+    assert tables.product("p1") is not None and tables.product("p1").title == "Mug"  # type: ignore[union-attr]
+    assert isinstance(request.value, TaskRequest) and request.value.inputs["title"] == "Mug"
+    # what the router passes on unchanged keeps the fields it does not know
+    assert orjson.loads(encode(stored_claim.value))["gift_wrap"] == {"paper": "red"}
+    assert isinstance(waiting.value, WaitingQuery)
+    assert orjson.loads(waiting.value.query)["gift_wrap"] == {"paper": "red"}
