@@ -214,7 +214,7 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
         log.error("unknown stage %r; known: %s, all", which, ", ".join(BUILDERS))
-        return ExitCode.USAGE
+        return ExitCode.UNKNOWN_STAGE
     log.info("settings: %s", json.dumps(settings.redacted(), default=str))
     health = Health(lambda: wait_for_broker(settings, timeout=2.0))
     if settings.metrics_port:
@@ -223,9 +223,12 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     errors: list[BaseException] = []
     try:
         stages = [stage for name in names for stage in BUILDERS[name](settings)]
-    except BackendUnavailable as missing:  # a package, GPU or model folder
+    except BackendUnavailable as missing:  # a package, GPU, binary or model folder
         log.error("cannot start %s: %s", which, missing)
-        return ExitCode.UNAVAILABLE
+        return ExitCode.BACKEND_MISSING
+    except ValueError as invalid:  # settings no backend can work with (a model folder unset)
+        log.error("cannot start %s: %s", which, invalid)
+        return ExitCode.INVALID_SETTING
     runners = [StageRunner(stage, settings) for stage in stages]
     warming: list[WarmingStage] = [r.stage for r in runners if isinstance(r.stage, WarmingStage)]
     threads = []
