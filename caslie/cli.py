@@ -363,12 +363,14 @@ def run(
     stage: Annotated[
         str, typer.Argument(help="router, captioner, voter, predictor, accumulator or all.")
     ],
+    wait: WaitOption = BROKER_WAIT_S,
 ) -> None:
     """Run one stage as a long-lived worker (graceful stop on SIGTERM/Ctrl-C).
 
     Exit code 11 for an unknown stage, 8 when a stage's model backend is missing (vLLM, a
     GPU, Tesseract, a model folder: the message says how to get it), 9 when a stage's
-    settings cannot work, 3 at a DLQ limit, 70 when a stage failed.
+    settings cannot work, 4 when the broker does not answer within --wait seconds (checked
+    once the stages are built), 3 at a DLQ limit, 70 when a stage failed.
     """
     settings = _settings(ctx)
     from caslie.stages import BUILDERS, run_stages
@@ -376,7 +378,7 @@ def run(
     if stage != "all" and stage not in BUILDERS:
         _fail(ExitCode.UNKNOWN_STAGE, f"unknown stage {stage!r}; known: {', '.join(BUILDERS)}, all")
 
-    raise typer.Exit(run_stages(settings, stage, _stop_event()))
+    raise typer.Exit(run_stages(settings, stage, _stop_event(), wait))
 
 
 @app.command()
@@ -899,6 +901,8 @@ def eval_command(
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(ExitCode.USAGE) from None
+        except OSError as exc:
+            _fail(ExitCode.INVALID_INPUT, f"cannot read {data}: {exc.strerror}")
     else:
         if records is not None:
             from caslie.prepare import read_prepared

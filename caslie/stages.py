@@ -205,9 +205,14 @@ def build_accumulator(settings: Settings) -> Stage:
     return build(settings)
 
 
-def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
+def run_stages(
+    settings: Settings, which: str, stop: threading.Event, broker_wait: float = 30.0
+) -> int:
     """Run one worker (``router``, ``captioner``, ...) or, with ``all``, every one of them,
-    each stage in a thread of this process. Returns the exit code."""
+    each stage in a thread of this process. Returns the exit code; the broker is asked first
+    (up to ``broker_wait`` seconds), its answer reported after the stages are built, so a
+    missing backend is :attr:`ExitCode.BACKEND_MISSING` even without a broker, and without
+    one no stage's Kafka client is left retrying: :attr:`ExitCode.UNAVAILABLE` at once."""
     from workers.backends.base import BackendUnavailable
 
     names = list(WORKER_STAGES) if which == "all" else [which]
@@ -216,6 +221,11 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
         log.error("unknown stage %r; known: %s, all", which, ", ".join(BUILDERS))
         return ExitCode.UNKNOWN_STAGE
     log.info("settings: %s", json.dumps(settings.redacted(), default=str))
+    unreachable: TimeoutError | None = None
+    try:
+        wait_for_broker(settings, timeout=broker_wait)
+    except TimeoutError as no_answer:
+        unreachable = no_answer
     health = Health(lambda: wait_for_broker(settings, timeout=2.0))
     if settings.metrics_port:
         serve(health, settings.metrics_port)
@@ -229,6 +239,9 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     except ValueError as invalid:  # settings no backend can work with (a model folder unset)
         log.error("cannot start %s: %s", which, invalid)
         return ExitCode.INVALID_SETTING
+    if unreachable is not None:
+        log.error("cannot start %s: %s", which, unreachable)
+        return ExitCode.UNAVAILABLE
     runners = [StageRunner(stage, settings) for stage in stages]
     warming: list[WarmingStage] = [r.stage for r in runners if isinstance(r.stage, WarmingStage)]
     threads = []

@@ -167,3 +167,19 @@ def test_an_unwritable_output_folder(tmp_path: Path) -> None:
     result = invoke("schemas", "export", str(blocker / "schemas"))
     assert result.exit_code == ExitCode.OUTPUT_UNWRITABLE
     assert f"cannot write {blocker / 'schemas'}" in one_error_line(result)
+
+
+def test_run_without_a_broker_stops_with_4_before_any_stage_starts(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = invoke("run", "router", "--wait", "1", env={"CASLIE_CACHE_DIR": str(tmp_path)})
+    assert result.exit_code == ExitCode.UNAVAILABLE
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and f"broker {NO_BROKER} did not answer" in errors[0]
+    assert "rdkafka" not in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
+
+
+def test_eval_of_a_missing_data_file(tmp_path: Path) -> None:
+    result = invoke("eval", "--data", str(tmp_path / "missing.json"))
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert "cannot read" in one_error_line(result)
