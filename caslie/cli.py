@@ -70,11 +70,15 @@ def _root(
     if log_level:
         overrides["log_level"] = log_level
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         settings = load_settings(config, **overrides)
     except ValidationError as exc:
         _fail(ExitCode.INVALID_SETTING, _invalid_settings(exc))
+    except SettingsError as exc:  # a CASLIE_* variable of a list or table is not JSON
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        _fail(ExitCode.INVALID_SETTING, f"invalid configuration: {exc}{cause}")
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         _fail(ExitCode.CONFIG_FILE, f"config file: {exc}")
     configure_logging(settings.log_level, settings.log_format)

@@ -369,7 +369,11 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from (highest first) ``overrides``, env vars, the TOML file, defaults."""
+    """Settings from (highest first) ``overrides``, env vars, the TOML file (``config_file``,
+    else ``CASLIE_CONFIG``), defaults. A named file that is missing raises
+    ``FileNotFoundError``, one that is not TOML ``tomllib.TOMLDecodeError``."""
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = Path(os.environ[CONFIG_ENV])
     if config_file is not None:
         if not config_file.is_file():
             raise FileNotFoundError(f"config file {config_file} does not exist")

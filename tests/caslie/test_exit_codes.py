@@ -86,6 +86,18 @@ def test_an_invalid_env_value_names_its_variable() -> None:
     assert "setting partitions (CASLIE_PARTITIONS) = 'abc'" in one_error_line(result)
 
 
+def test_a_table_variable_that_is_not_json_names_its_field() -> None:
+    result = invoke("topics", "list", env={"CASLIE_KAFKA": "{bad"})
+    assert result.exit_code == ExitCode.INVALID_SETTING
+    assert 'error parsing value for field "kafka"' in one_error_line(result)
+
+
+def test_a_missing_config_file_named_by_the_variable(tmp_path: Path) -> None:
+    result = invoke("topics", "list", env={"CASLIE_CONFIG": str(tmp_path / "none.toml")})
+    assert result.exit_code == ExitCode.CONFIG_FILE
+    assert "none.toml does not exist" in one_error_line(result)
+
+
 def test_an_unknown_config_key_is_an_invalid_setting(tmp_path: Path) -> None:
     config = tmp_path / "caslie.toml"
     config.write_text("partitons = 3\n")
@@ -171,7 +183,8 @@ def test_an_unwritable_output_folder(tmp_path: Path) -> None:
 
 def test_run_without_a_broker_stops_with_4_before_any_stage_starts(tmp_path: Path) -> None:
     started = time.monotonic()
-    result = invoke("run", "router", "--wait", "1", env={"CASLIE_CACHE_DIR": str(tmp_path)})
+    env = {"CASLIE_CACHE_DIR": str(tmp_path), "CASLIE_VOTER__JUDGES": '["overlap"]'}
+    result = invoke("run", "voter", "--wait", "1", env=env)  # a voter without models
     assert result.exit_code == ExitCode.UNAVAILABLE
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and f"broker {NO_BROKER} did not answer" in errors[0]
