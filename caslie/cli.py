@@ -565,7 +565,8 @@ def status(
 
     Lag is each stage's consumer group's committed offsets against its input topics' high
     watermarks (on the embedded broker watermarks count batches: lag there is approximate).
-    Exit code 4 when the broker cannot be reached.
+    Exit code 4 when the broker or a --metrics URL cannot be reached, 2 for a --metrics
+    value that is not an http(s) URL.
     """
     from dataclasses import asdict
 
@@ -573,26 +574,35 @@ def status(
     from rich.console import Console
     from rich.live import Live
 
-    from caslie.status import snapshot, table, with_rates
+    from caslie.status import Snapshot, snapshot, table, with_rates
 
     settings = _settings(ctx)
     urls = metrics or []
+    if bad := [u for u in urls if not u.startswith(("http://", "https://"))]:
+        _fail(ExitCode.USAGE, f"--metrics takes a worker's http(s) metrics URL, not {bad[0]!r}")
     _broker_or_fail(settings)
+
+    def read(previous: Snapshot | None) -> Snapshot:
+        try:
+            return with_rates(snapshot(settings, urls), previous)
+        except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
+            _fail(ExitCode.UNAVAILABLE, f"a worker's metrics URL did not answer: {exc}")
+
     console = Console()
     if once or json_output:
-        first = snapshot(settings, urls)
+        first = read(None)
         if not json_output:
             console.print(table(first, settings))
             return
         time.sleep(min(interval, 5.0))  # a second reading gives the rates
-        snap = with_rates(snapshot(settings, urls), first)
+        snap = read(first)
         typer.echo(orjson.dumps(asdict(snap), option=orjson.OPT_INDENT_2).decode())
         return
     stop = _stop_event()
-    previous = None
+    previous: Snapshot | None = None
     with Live(console=console, auto_refresh=False) as live:
         while not stop.is_set():
-            previous = with_rates(snapshot(settings, urls), previous)
+            previous = read(previous)
             live.update(table(previous, settings), refresh=True)
             stop.wait(interval)
 

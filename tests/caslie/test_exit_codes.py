@@ -196,3 +196,9 @@ def test_eval_of_a_missing_data_file(tmp_path: Path) -> None:
     result = invoke("eval", "--data", str(tmp_path / "missing.json"))
     assert result.exit_code == ExitCode.INVALID_INPUT
     assert "cannot read" in one_error_line(result)
+
+
+def test_status_refuses_a_metrics_value_that_is_not_a_url() -> None:
+    result = invoke("status", "--once", "-m", "captioner:9464")
+    assert result.exit_code == ExitCode.USAGE
+    assert "not 'captioner:9464'" in one_error_line(result)
