@@ -9,8 +9,9 @@ import signal
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 
@@ -19,6 +20,8 @@ from streams.config import Settings, load_settings
 from streams.logs import configure_logging
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from training.dpo import DpoSettings
     from training.lora import LoraSettings
     from training.retrain import Stage
@@ -66,13 +69,55 @@ def _root(
         overrides["bootstrap_servers"] = bootstrap_servers
     if log_level:
         overrides["log_level"] = log_level
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     try:
         settings = load_settings(config, **overrides)
-    except Exception as exc:
-        typer.echo(f"error: invalid configuration: {exc}", err=True)
-        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    except ValidationError as exc:
+        _fail(ExitCode.INVALID_SETTING, _invalid_settings(exc))
+    except SettingsError as exc:  # a CASLIE_* variable of a list or table is not JSON
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        _fail(ExitCode.INVALID_SETTING, f"invalid configuration: {exc}{cause}")
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        _fail(ExitCode.CONFIG_FILE, f"config file: {exc}")
     configure_logging(settings.log_level, settings.log_format)
     ctx.obj = settings
+
+
+def _fail(code: ExitCode, reason: str) -> NoReturn:
+    """End the command with ``error: REASON`` on stderr (one line) and exit ``code``."""
+    typer.echo(f"error: {reason}", err=True)
+    raise typer.Exit(code)
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    """One line naming each invalid setting, its value, its variable and what is allowed."""
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        variable = "CASLIE_" + "__".join(str(part) for part in error["loc"]).upper()
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {name}")
+        else:
+            reason = error["msg"].removeprefix("Value error, ")
+            problems.append(f"setting {name} ({variable}) = {error['input']!r}: {reason}")
+    return "invalid configuration: " + "; ".join(problems)
+
+
+#: Seconds an interactive command waits for the broker before it says it is unreachable.
+BROKER_WAIT_S = 5.0
+
+
+def _broker_or_fail(settings: Settings, timeout: float = BROKER_WAIT_S) -> None:
+    """Return once the broker answers; else end the command with exit 4 and one line."""
+    from streams.clients import wait_for_broker
+
+    try:
+        wait_for_broker(settings, timeout=timeout)
+    except TimeoutError as exc:
+        hint = "start one (caslie broker) or name it: --bootstrap-servers, CASLIE_BOOTSTRAP_SERVERS"
+        _fail(ExitCode.UNAVAILABLE, f"{exc} ({hint})")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -130,31 +175,43 @@ def broker(
         embedded.stop()
 
 
+WaitOption = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for the broker to answer.")
+]
+
+
 @topics_app.command("create")
-def topics_create(ctx: typer.Context) -> None:
-    """Create every caslie topic (existing ones are kept)."""
+def topics_create(ctx: typer.Context, wait: WaitOption = BROKER_WAIT_S) -> None:
+    """Create every caslie topic (existing ones are kept). Exit code 4 when the broker does
+    not answer within --wait seconds."""
     from confluent_kafka import KafkaException
 
-    from streams.clients import create_topics, wait_for_broker
+    from streams.clients import create_topics
 
     settings = _settings(ctx)
+    _broker_or_fail(settings, wait)
     try:
-        wait_for_broker(settings, timeout=30)
         outcome = create_topics(settings)
-    except (TimeoutError, KafkaException) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    except KafkaException as exc:
+        _fail(ExitCode.UNAVAILABLE, f"creating the topics failed: {exc.args[0].str()}")
     for name, status in sorted(outcome.items()):
         typer.echo(f"{name}\t{status}")
 
 
 @topics_app.command("list")
-def topics_list(ctx: typer.Context) -> None:
-    """List the caslie topics on the broker with their partition counts."""
+def topics_list(ctx: typer.Context, wait: WaitOption = BROKER_WAIT_S) -> None:
+    """List the caslie topics on the broker with their partition counts. Exit code 4 when the
+    broker does not answer within --wait seconds."""
+    from confluent_kafka import KafkaException
+
     from streams.clients import make_admin
 
     settings = _settings(ctx)
-    metadata = make_admin(settings).list_topics(timeout=15)
+    _broker_or_fail(settings, wait)
+    try:
+        metadata = make_admin(settings).list_topics(timeout=15)
+    except KafkaException as exc:
+        _fail(ExitCode.UNAVAILABLE, f"listing the topics failed: {exc.args[0].str()}")
     for name in sorted(metadata.topics):
         if name.startswith(settings.topic_prefix):
             typer.echo(f"{name}\t{len(metadata.topics[name].partitions)}")
@@ -333,16 +390,22 @@ def run(
     stage: Annotated[
         str, typer.Argument(help="router, captioner, voter, predictor, accumulator or all.")
     ],
+    wait: WaitOption = BROKER_WAIT_S,
 ) -> None:
     """Run one stage as a long-lived worker (graceful stop on SIGTERM/Ctrl-C).
 
-    Exit code 4 when a stage's model backend is missing (vLLM, a GPU, Tesseract, a model
-    folder: the message says how to get it), 3 at a DLQ limit, 70 when a stage failed.
+    Exit code 11 for an unknown stage, 8 when a stage's model backend is missing (vLLM, a
+    GPU, Tesseract, a model folder: the message says how to get it), 9 when a stage's
+    settings cannot work, 4 when the broker does not answer within --wait seconds (checked
+    once the stages are built), 3 at a DLQ limit, 70 when a stage failed.
     """
     settings = _settings(ctx)
-    from caslie.stages import run_stages
+    from caslie.stages import BUILDERS, run_stages
 
-    raise typer.Exit(run_stages(settings, stage, _stop_event()))
+    if stage != "all" and stage not in BUILDERS:
+        _fail(ExitCode.UNKNOWN_STAGE, f"unknown stage {stage!r}; known: {', '.join(BUILDERS)}, all")
+
+    raise typer.Exit(run_stages(settings, stage, _stop_event(), wait))
 
 
 @app.command()
@@ -525,7 +588,8 @@ def status(
 
     Lag is each stage's consumer group's committed offsets against its input topics' high
     watermarks (on the embedded broker watermarks count batches: lag there is approximate).
-    Exit code 4 when the broker cannot be reached.
+    Exit code 4 when the broker or a --metrics URL cannot be reached, 2 for a --metrics
+    value that is not an http(s) URL.
     """
     from dataclasses import asdict
 
@@ -533,31 +597,35 @@ def status(
     from rich.console import Console
     from rich.live import Live
 
-    from caslie.status import snapshot, table, with_rates
-    from streams.clients import wait_for_broker
+    from caslie.status import Snapshot, snapshot, table, with_rates
 
     settings = _settings(ctx)
     urls = metrics or []
-    try:
-        wait_for_broker(settings, timeout=10)
-    except TimeoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    if bad := [u for u in urls if not u.startswith(("http://", "https://"))]:
+        _fail(ExitCode.USAGE, f"--metrics takes a worker's http(s) metrics URL, not {bad[0]!r}")
+    _broker_or_fail(settings)
+
+    def read(previous: Snapshot | None) -> Snapshot:
+        try:
+            return with_rates(snapshot(settings, urls), previous)
+        except OSError as exc:  # urllib's URLError and HTTPError are OSErrors
+            _fail(ExitCode.UNAVAILABLE, f"a worker's metrics URL did not answer: {exc}")
+
     console = Console()
     if once or json_output:
-        first = snapshot(settings, urls)
+        first = read(None)
         if not json_output:
             console.print(table(first, settings))
             return
         time.sleep(min(interval, 5.0))  # a second reading gives the rates
-        snap = with_rates(snapshot(settings, urls), first)
+        snap = read(first)
         typer.echo(orjson.dumps(asdict(snap), option=orjson.OPT_INDENT_2).decode())
         return
     stop = _stop_event()
-    previous = None
+    previous: Snapshot | None = None
     with Live(console=console, auto_refresh=False) as live:
         while not stop.is_set():
-            previous = with_rates(snapshot(settings, urls), previous)
+            previous = read(previous)
             live.update(table(previous, settings), refresh=True)
             stop.wait(interval)
 
@@ -791,8 +859,13 @@ def eval_command(
         typer.Option(help="score or generate (default: predictor.decoding)."),
     ] = None,
     name: Annotated[
-        str, typer.Option(help="Adapter name: evaluates base and every version.")
-    ] = "generalist",
+        str | None,
+        typer.Option(
+            help="Adapter name: evaluates base and every version (default generalist; "
+            "without versions, the base alone).",
+            show_default=False,
+        ),
+    ] = None,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the results as JSON.")
     ] = None,
@@ -824,7 +897,9 @@ def eval_command(
     per-category scores; the table shows the other metrics (strict) under the task's row.
 
     Exit code 2 for contradictory options (--data with --records; --captions other than mv
-    on a file's claim tasks), 1 when a split has no labelled examples or a file is missing."""
+    on a file's claim tasks), 1 when a split has no labelled examples or a file is missing,
+    12 when --name has no version in the registry (or the registry cannot be read), 4 when the
+    topics are read and the broker does not answer."""
     import orjson
     from rich.console import Console
     from rich.table import Table
@@ -849,12 +924,22 @@ def eval_command(
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(ExitCode.USAGE)
     settings = _settings(ctx)
+    registry = registry_for(settings)
+    adapter = name or "generalist"
+    try:
+        adapter_versions = registry.versions(adapter)
+    except Exception as exc:  # a folder or an S3 store: its errors vary
+        _fail(ExitCode.UNKNOWN_ADAPTER, f"cannot read the adapter registry: {exc}")
+    if name is not None and not adapter_versions:
+        _fail(ExitCode.UNKNOWN_ADAPTER, _no_adapter(settings, name))
     if data is not None:
         try:
             examples = [e.with_caption_mode(cast(Captions, captions)) for e in read_mmec(data)]
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(ExitCode.USAGE) from None
+        except OSError as exc:
+            _fail(ExitCode.INVALID_INPUT, f"cannot read {data}: {exc.strerror}")
     else:
         if records is not None:
             from caslie.prepare import read_prepared
@@ -867,6 +952,7 @@ def eval_command(
         else:
             from training.retrain import read_topic_records
 
+            _broker_or_fail(settings)
             enriched = [
                 EnrichedRecord.from_json(v) for v in read_topic_records(settings, "enriched")
             ]
@@ -879,14 +965,13 @@ def eval_command(
     if empty := [s for s, items in by_split.items() if not items]:
         typer.echo(f"error: no labelled examples in split(s) {', '.join(empty)}", err=True)
         raise typer.Exit(ExitCode.INVALID_INPUT)
-    registry = registry_for(settings)
     models = answerers(settings, decoding)
     scorer, extractor = models.scorer, models.extractor
     versions: list[str | None] = [None]
-    for version in registry.versions(name):
-        entry = registry.get(name, version)
+    for version in adapter_versions:
+        entry = registry.get(adapter, version)
         models.lm.load_adapter(
-            entry.ref, registry.download(name, version, settings.cache_dir / "adapter-cache")
+            entry.ref, registry.download(adapter, version, settings.cache_dir / "adapter-cache")
         )
         versions.append(entry.ref)
     answerer = None
@@ -930,7 +1015,10 @@ def eval_command(
     Console().print(table)
     if json_path is not None:
         report = {"evaluation": described, "splits": results}
-        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        try:
+            json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            _fail(ExitCode.OUTPUT_UNWRITABLE, f"cannot write {json_path}: {exc.strerror}")
     if plot is not None:
         for name_of_split, per_model in results.items():
             strict = {
@@ -974,6 +1062,8 @@ def prepare(
             err=True,
         )
         raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    except OSError as exc:  # a missing input is the FileNotFoundError above
+        _fail(ExitCode.OUTPUT_UNWRITABLE, f"cannot write {exc.filename or out}: {exc.strerror}")
     typer.echo(f"wrote {records} enriched records and {labels} labels to {out}")
 
 
@@ -982,16 +1072,42 @@ def rollback(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Adapter name.")] = "generalist",
 ) -> None:
-    """Make the previous adapter version current again and announce it to the predictors."""
+    """Make the previous adapter version current again and announce it to the predictors.
+
+    Exit code 12 when the registry holds no version of NAME, 13 when there is no version
+    before the current one, 4 when the broker does not answer (nothing is changed then)."""
+    from streams.artifacts import registry_for
     from streams.artifacts.registry import RegistryError
+    from training.retrain import AnnouncementError
     from training.retrain import rollback as do_rollback
 
+    settings = _settings(ctx)
+    registry = registry_for(settings)
     try:
-        entry = do_rollback(_settings(ctx), name)
+        known, previous = registry.versions(name), registry.previous(name)
+    except Exception as exc:  # a folder or an S3 store: its errors vary
+        _fail(ExitCode.UNKNOWN_ADAPTER, f"cannot read the adapter registry: {exc}")
+    if not known:
+        _fail(ExitCode.UNKNOWN_ADAPTER, _no_adapter(settings, name))
+    if previous is None:
+        current = registry.current(name)
+        _fail(ExitCode.NOTHING_TO_ROLL_BACK, f"{name} has no version before v{current}")
+    _broker_or_fail(settings)  # before anything changes
+    try:
+        entry = do_rollback(settings, name)
     except RegistryError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+        _fail(ExitCode.NOTHING_TO_ROLL_BACK, str(exc))
+    except AnnouncementError as exc:
+        _fail(ExitCode.UNAVAILABLE, str(exc))
     typer.echo(f"now serving {entry.ref}")
+
+
+def _no_adapter(settings: Settings, name: str) -> str:
+    location = settings.predictor.registry or str(settings.cache_dir / "adapters")
+    return (
+        f"the adapter registry at {location} has no version of {name!r} "
+        "(caslie retrain publishes one; predictor.registry says where the registry is)"
+    )
 
 
 @schemas_app.command("export")
@@ -1016,7 +1132,11 @@ def schemas_export(
         for name in stale:
             typer.echo(f"stale: {target / name}", err=True)
         raise typer.Exit(ExitCode.INVALID_INPUT if stale else ExitCode.OK)
-    for path in write_json_schemas(target):
+    try:
+        written = write_json_schemas(target)
+    except OSError as exc:
+        _fail(ExitCode.OUTPUT_UNWRITABLE, f"cannot write {exc.filename or target}: {exc.strerror}")
+    for path in written:
         typer.echo(str(path))
 
 

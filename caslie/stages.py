@@ -205,17 +205,27 @@ def build_accumulator(settings: Settings) -> Stage:
     return build(settings)
 
 
-def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
+def run_stages(
+    settings: Settings, which: str, stop: threading.Event, broker_wait: float = 30.0
+) -> int:
     """Run one worker (``router``, ``captioner``, ...) or, with ``all``, every one of them,
-    each stage in a thread of this process. Returns the exit code."""
+    each stage in a thread of this process. Returns the exit code; the broker is asked first
+    (up to ``broker_wait`` seconds), its answer reported after the stages are built, so a
+    missing backend is :attr:`ExitCode.BACKEND_MISSING` even without a broker, and without
+    one no stage's Kafka client is left retrying: :attr:`ExitCode.UNAVAILABLE` at once."""
     from workers.backends.base import BackendUnavailable
 
     names = list(WORKER_STAGES) if which == "all" else [which]
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
         log.error("unknown stage %r; known: %s, all", which, ", ".join(BUILDERS))
-        return ExitCode.USAGE
+        return ExitCode.UNKNOWN_STAGE
     log.info("settings: %s", json.dumps(settings.redacted(), default=str))
+    unreachable: TimeoutError | None = None
+    try:
+        wait_for_broker(settings, timeout=broker_wait)
+    except TimeoutError as no_answer:
+        unreachable = no_answer
     health = Health(lambda: wait_for_broker(settings, timeout=2.0))
     if settings.metrics_port:
         serve(health, settings.metrics_port)
@@ -223,8 +233,14 @@ def run_stages(settings: Settings, which: str, stop: threading.Event) -> int:
     errors: list[BaseException] = []
     try:
         stages = [stage for name in names for stage in BUILDERS[name](settings)]
-    except BackendUnavailable as missing:  # a package, GPU or model folder
+    except BackendUnavailable as missing:  # a package, GPU, binary or model folder
         log.error("cannot start %s: %s", which, missing)
+        return ExitCode.BACKEND_MISSING
+    except ValueError as invalid:  # settings no backend can work with (a model folder unset)
+        log.error("cannot start %s: %s", which, invalid)
+        return ExitCode.INVALID_SETTING
+    if unreachable is not None:
+        log.error("cannot start %s: %s", which, unreachable)
         return ExitCode.UNAVAILABLE
     runners = [StageRunner(stage, settings) for stage in stages]
     warming: list[WarmingStage] = [r.stage for r in runners if isinstance(r.stage, WarmingStage)]

@@ -44,20 +44,27 @@ if ! command -v tesseract >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1;
     || echo "warning: could not install tesseract-ocr; OCR tests will be skipped" >&2
 fi
 
-# Manifest validators for tests/deploy: kustomize (Go module proxy) and KEDA's schemas (npm).
+# Manifest validators for tests/deploy: kustomize (Go module proxy), KEDA's and the
+# Prometheus Operator's CRD schemas and Prometheus's PromQL grammar (npm).
 export CASLIE_TOOLS="${CASLIE_TOOLS:-$CACHE/tools}"
 KUSTOMIZE_VERSION="v5.5.0"
 KEDA_MODELS_VERSION="2.0.0"
+PROMETHEUS_OPERATOR_MODELS_VERSION="6.0.0"
+LEZER_PROMQL_VERSION="0.315.0"
 if [ ! -x "$CASLIE_TOOLS/bin/kustomize" ] && command -v go >/dev/null 2>&1; then
   echo "== building kustomize $KUSTOMIZE_VERSION into $CASLIE_TOOLS/bin" >&2
   mkdir -p "$CASLIE_TOOLS/bin"
   GOBIN="$CASLIE_TOOLS/bin" GOFLAGS=-mod=mod go install \
     "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
 fi
-if [ ! -f "$CASLIE_TOOLS/npm/node_modules/@kubernetes-models/keda/package.json" ] \
+if { [ ! -f "$CASLIE_TOOLS/npm/node_modules/@kubernetes-models/keda/package.json" ] \
+     || [ ! -f "$CASLIE_TOOLS/npm/node_modules/@kubernetes-models/prometheus-operator/package.json" ] \
+     || [ ! -f "$CASLIE_TOOLS/npm/node_modules/@prometheus-io/lezer-promql/package.json" ]; } \
    && command -v npm >/dev/null 2>&1; then
-  echo "== installing @kubernetes-models/keda@$KEDA_MODELS_VERSION into $CASLIE_TOOLS/npm" >&2
+  echo "== installing the manifest and PromQL validators into $CASLIE_TOOLS/npm" >&2
   mkdir -p "$CASLIE_TOOLS/npm"
   (cd "$CASLIE_TOOLS/npm" && npm install --no-audit --no-fund --silent \
-    "@kubernetes-models/keda@$KEDA_MODELS_VERSION" >&2)
+    "@kubernetes-models/keda@$KEDA_MODELS_VERSION" \
+    "@kubernetes-models/prometheus-operator@$PROMETHEUS_OPERATOR_MODELS_VERSION" \
+    "@prometheus-io/lezer-promql@$LEZER_PROMQL_VERSION" >&2)
 fi

@@ -94,7 +94,9 @@ def wait_for_broker(settings: Settings, timeout: float = 30.0) -> None:
     """Block until the cluster answers a metadata request, or raise ``TimeoutError``."""
     import time
 
-    admin = make_admin(settings)
+    # librdkafka's own log level 0: the probe's connection failures are this function's
+    # TimeoutError, not a line per attempt on stderr
+    admin = AdminClient({**base_config(settings), "log_level": 0})
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -268,6 +268,10 @@ class TrainingSettings(_Section):
     checkpoint_dir: Path | None = None
 
 
+#: The log levels ``log_level`` accepts.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class Settings(BaseSettings):
     """All caslie settings. Build with :func:`load_settings`."""
 
@@ -310,7 +314,15 @@ class Settings(BaseSettings):
     #: Port for Prometheus metrics and health endpoints (0 = off).
     metrics_port: int = Field(default=0, ge=0, le=65535)
     log_format: Literal["json", "console"] = "console"
+    #: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @classmethod
     def settings_customise_sources(
@@ -357,7 +369,11 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from (highest first) ``overrides``, env vars, the TOML file, defaults."""
+    """Settings from (highest first) ``overrides``, env vars, the TOML file (``config_file``,
+    else ``CASLIE_CONFIG``), defaults. A named file that is missing raises
+    ``FileNotFoundError``, one that is not TOML ``tomllib.TOMLDecodeError``."""
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = Path(os.environ[CONFIG_ENV])
     if config_file is not None:
         if not config_file.is_file():
             raise FileNotFoundError(f"config file {config_file} does not exist")

@@ -188,11 +188,19 @@ class AdapterRegistry:
         self.get(name, version)  # must exist
         self.storage.put(f"{name}/current", str(version).encode())
 
-    def rollback(self, name: str) -> int:
-        """Make the version before the current one current again; returns it."""
+    def previous(self, name: str) -> int | None:
+        """The version a rollback makes current: the newest before the current one (with no
+        current version, the newest); None when there is none."""
         current = self.current(name)
         older = [v for v in self.versions(name) if current is None or v < current]
-        if not older:
-            raise RegistryError(f"{name} has no version before v{current} to roll back to")
-        self.set_current(name, older[-1])
-        return older[-1]
+        return older[-1] if older else None
+
+    def rollback(self, name: str) -> int:
+        """Make the version before the current one current again; returns it."""
+        version = self.previous(name)
+        if version is None:
+            raise RegistryError(
+                f"{name} has no version before v{self.current(name)} to roll back to"
+            )
+        self.set_current(name, version)
+        return version

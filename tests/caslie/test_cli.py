@@ -178,7 +178,7 @@ def test_a_vllm_predictor_without_vllm_says_how_to_get_it(tmp_path: Path) -> Non
         "CASLIE_PREDICTOR__MODEL": str(tmp_path),
     }
     result = caslie("run", "predictor", env=env, timeout=120)
-    assert result.returncode == 4, result.stderr[-2000:]
+    assert result.returncode == ExitCode.BACKEND_MISSING, result.stderr[-2000:]
     assert b"pip install 'caslie-stream[gpu]'" in result.stderr
     assert b"Traceback" not in result.stderr
 

@@ -5,10 +5,14 @@ dashboard, the alerts and the operator's guide name is one the workers really ex
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
@@ -21,6 +25,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "caslie.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 GUIDE = ROOT / "docs" / "operations.md"
 NAME = re.compile(r"\bcaslie_[a-z_]+\b")
+TOOLS = Path(os.environ.get("CASLIE_TOOLS", Path.home() / ".cache" / "caslie" / "tools"))
 
 
 def exported() -> set[str]:
@@ -112,3 +117,40 @@ def test_every_exported_metric_is_documented() -> None:
     }
     missing = sorted(n for n in families if f"`{n}`" not in guide)
     assert not missing, f"not in docs/operations.md: {missing}"
+
+
+def _promql_errors(exprs: list[str]) -> subprocess.CompletedProcess[str]:
+    """tests/support/check_promql.mjs: Prometheus's own PromQL grammar on each expression."""
+    grammar = TOOLS / "npm" / "node_modules" / "@prometheus-io" / "lezer-promql"
+    node = shutil.which("node")
+    if node is None or not grammar.is_dir():
+        pytest.fail(f"node or {grammar} is missing: scripts/env.sh installs it")
+    return subprocess.run(
+        [node, str(ROOT / "tests" / "support" / "check_promql.mjs"), str(grammar)],
+        input=json.dumps(exprs),
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_every_alert_parses_as_promql_and_a_broken_one_does_not() -> None:
+    rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
+    out = _promql_errors([rule["expr"] for rule in rules])
+    assert out.returncode == 0, out.stdout + out.stderr
+    broken = _promql_errors(["sum by (stage (rate(caslie_records_in_total[5m]))"])
+    assert broken.returncode == 1 and "syntax error" in broken.stdout
+
+
+def test_a_failed_retrain_job_and_a_predictor_left_on_the_base_model_alert() -> None:
+    """The retrain alert watches the Jobs of the CronJob deploy/k8s names (kube-state-metrics
+    names them <cronjob>-<time>); the base-model alert finds a predicting instance without
+    caslie_adapter_version while another one has it."""
+    rules = {r["alert"]: r for r in yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]}
+    manifests = (ROOT / "deploy" / "k8s" / "base" / "retrain-cronjob.yaml").read_text()
+    [cronjob] = [d for d in yaml.safe_load_all(manifests) if d["kind"] == "CronJob"]
+    retrain = rules["CaslieRetrainFailed"]["expr"]
+    assert f'job_name=~"{cronjob["metadata"]["name"]}-.+"' in retrain
+    assert 'kube_job_failed{condition="true"}' in retrain
+    base = rules["CasliePredictorOnBaseModel"]["expr"]
+    assert "unless on (instance) caslie_adapter_version" in base
+    assert "caslie_predictions_total" in base

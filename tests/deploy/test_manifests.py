@@ -1,7 +1,9 @@
 """deploy/: the kustomize overlays build, every Kubernetes object passes the Kubernetes
-schemas (kubernetes-validate) and KEDA's (the @kubernetes-models/keda package), the compose
-file passes the compose-spec schema (check-jsonschema's vendored copy), and the manifests
-agree with the code (stage names, consumer groups, input topics, health paths, ports)."""
+schemas (kubernetes-validate), KEDA's and the Prometheus Operator's (the
+@kubernetes-models/keda and /prometheus-operator packages, generated from their CRDs), the
+compose file passes the compose-spec schema (check-jsonschema's vendored copy), and the
+manifests agree with the code (stage names, consumer groups, input topics, health paths,
+ports, exit codes)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,13 @@ K8S_VERSION = "1.33.0"
 MODEL_STAGES = ("captioner", "voter", "predictor")
 #: What runs as its own process (``caslie run X``); ``router.waiting`` runs inside the router.
 PROCESSES = ("router", *MODEL_STAGES)
+#: The stages whose pods write transactionally under exactly-once: StatefulSets.
+TRANSACTIONAL = (*PROCESSES, "accumulator")
+NPM = TOOLS / "npm" / "node_modules"
+CRD_PACKAGES = {
+    "keda.sh/v1alpha1": NPM / "@kubernetes-models" / "keda",
+    "monitoring.coreos.com/v1": NPM / "@kubernetes-models" / "prometheus-operator",
+}
 
 
 def _tool(name: str) -> str:
@@ -53,11 +62,25 @@ def _by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+def validate_crds(api_version: str, docs: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    """tests/support/validate_crds.mjs on ``docs`` with the models of ``api_version``."""
+    models = CRD_PACKAGES[api_version]
+    if not models.is_dir():
+        pytest.fail(f"{models} is missing: scripts/env.sh installs it")
+    script = ROOT / "tests" / "support" / "validate_crds.mjs"
+    return subprocess.run(
+        [_tool("node"), str(script), str(models), api_version],
+        input=json.dumps(docs),
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_core_objects_pass_the_kubernetes_schemas(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
     _, docs = overlay
-    core = [d for d in docs if not d["apiVersion"].startswith("keda.sh/")]
+    core = [d for d in docs if d["apiVersion"] not in CRD_PACKAGES]
     assert len(core) >= 14
     for doc in core:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -67,34 +90,48 @@ def test_keda_objects_pass_the_keda_schemas(overlay: tuple[str, list[dict[str, A
     _, docs = overlay
     keda = [d for d in docs if d["apiVersion"].startswith("keda.sh/")]
     assert {d["kind"] for d in keda} == {"ScaledObject", "TriggerAuthentication"}
-    models = TOOLS / "npm" / "node_modules" / "@kubernetes-models" / "keda"
-    if not models.is_dir():
-        pytest.fail(f"{models} is missing: scripts/env.sh installs it")
-    out = subprocess.run(
-        [_tool("node"), str(ROOT / "tests" / "support" / "validate_keda.mjs"), str(models)],
-        input=json.dumps(keda),
-        capture_output=True,
-        text=True,
-    )
+    out = validate_crds("keda.sh/v1alpha1", keda)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_prometheus_operator_objects_pass_their_schemas_and_scrape_every_stage(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The PodMonitor validates, selects every stage's pods by a label they carry, scrapes
+    the port they name, and labels the targets job="caslie" as the alerts expect."""
+    _, docs = overlay
+    monitoring = [d for d in docs if d["apiVersion"] == "monitoring.coreos.com/v1"]
+    assert {d["kind"] for d in monitoring} == {"PodMonitor"}
+    out = validate_crds("monitoring.coreos.com/v1", monitoring)
+    assert out.returncode == 0, out.stdout + out.stderr
+    [monitor] = monitoring
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    for stage in TRANSACTIONAL:
+        template = _by_kind(docs, "StatefulSet")[f"caslie-{stage}"]["spec"]["template"]
+        assert selector.items() <= template["metadata"]["labels"].items(), stage
+        ports = {p["name"] for p in template["spec"]["containers"][0]["ports"]}
+        assert endpoint["port"] in ports
+    assert {"targetLabel": "job", "replacement": "caslie"} in endpoint["relabelings"]
+    alerts = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    assert 'up{job="caslie"}' in alerts
 
 
 def test_a_broken_manifest_is_refused() -> None:
     """The validators are not rubber stamps."""
-    deployment = _by_kind(build("cpu"), "Deployment")["caslie-voter"]
-    deployment["spec"]["replicas"] = "two"
+    docs = build("cpu")
+    voter = _by_kind(docs, "StatefulSet")["caslie-voter"]
+    voter["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
-    scaled = next(d for d in build("cpu") if d["kind"] == "ScaledObject")
+        kubernetes_validate.validate(voter, K8S_VERSION, strict=True)
+    scaled = next(d for d in docs if d["kind"] == "ScaledObject")
     del scaled["spec"]["scaleTargetRef"]
-    models = TOOLS / "npm" / "node_modules" / "@kubernetes-models" / "keda"
-    out = subprocess.run(
-        [_tool("node"), str(ROOT / "tests" / "support" / "validate_keda.mjs"), str(models)],
-        input=json.dumps([scaled]),
-        capture_output=True,
-        text=True,
-    )
+    out = validate_crds("keda.sh/v1alpha1", [scaled])
     assert out.returncode == 1 and "scaleTargetRef" in out.stdout
+    monitor = _by_kind(docs, "PodMonitor")["caslie"]
+    monitor["spec"]["podMetricsEndpoints"][0]["interval"] = 15
+    out = validate_crds("monitoring.coreos.com/v1", [monitor])
+    assert out.returncode == 1 and "interval" in out.stdout
 
 
 def test_every_stage_is_deployed_probed_budgeted_and_scaled_on_its_own_lag(
@@ -103,7 +140,7 @@ def test_every_stage_is_deployed_probed_budgeted_and_scaled_on_its_own_lag(
     name, docs = overlay
     config = _by_kind(docs, "ConfigMap")["caslie-config"]["data"]
     prefix = config["CASLIE_TOPIC_PREFIX"]
-    deployments = _by_kind(docs, "Deployment")
+    deployments = _by_kind(docs, "StatefulSet")
     budgets = _by_kind(docs, "PodDisruptionBudget")
     scaled = _by_kind(docs, "ScaledObject")
     for stage in PROCESSES:
@@ -119,7 +156,7 @@ def test_every_stage_is_deployed_probed_budgeted_and_scaled_on_its_own_lag(
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert pod["securityContext"]["runAsNonRoot"] is True
         refs = {next(iter(e.values()))["name"] for e in container["envFrom"]}
-        assert refs == {"caslie-config", "caslie-secrets"}
+        assert {"caslie-config", "caslie-secrets"} <= refs
         labels = deployment["spec"]["selector"]["matchLabels"]
         assert budgets[f"caslie-{stage}"]["spec"]["selector"]["matchLabels"] == labels
         trigger = scaled[f"caslie-{stage}"]["spec"]["triggers"][0]
@@ -147,7 +184,7 @@ def test_the_accumulator_runs_beside_the_pipeline_with_its_state_folder(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
     _, docs = overlay
-    deployment = _by_kind(docs, "Deployment")["caslie-accumulator"]
+    deployment = _by_kind(docs, "StatefulSet")["caslie-accumulator"]
     assert deployment["spec"]["replicas"] == 1
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
@@ -163,8 +200,9 @@ def test_the_accumulator_runs_beside_the_pipeline_with_its_state_folder(
 def test_the_retraining_job_reads_the_exit_codes_and_keeps_checkpoints(
     overlay: tuple[str, list[dict[str, Any]]],
 ) -> None:
-    """Kept the incumbent (6) ends the Job as a success; no data (7) and a configuration
-    mistake (2) fail it without a retry; a retry resumes from checkpoints on a volume."""
+    """Kept the incumbent (6) ends the Job as a success; no data (7) and a usage, setting or
+    config-file mistake (2, 9, 10) fail it without a retry; a retry resumes from checkpoints
+    on a volume."""
     from caslie.exit_codes import ExitCode
 
     _, docs = overlay
@@ -176,7 +214,12 @@ def test_the_retraining_job_reads_the_exit_codes_and_keeps_checkpoints(
         assert subprocess.run(["/bin/sh", "-c", fake]).returncode == expected
     [rule] = spec["podFailurePolicy"]["rules"]
     assert rule["action"] == "FailJob"
-    assert set(rule["onExitCodes"]["values"]) == {ExitCode.USAGE, ExitCode.NO_TRAINING_DATA}
+    assert set(rule["onExitCodes"]["values"]) == {
+        ExitCode.USAGE,
+        ExitCode.NO_TRAINING_DATA,
+        ExitCode.INVALID_SETTING,
+        ExitCode.CONFIG_FILE,
+    }
     env = {e["name"]: e.get("value") for e in container["env"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
@@ -234,7 +277,7 @@ def test_a_broken_compose_file_is_refused(tmp_path: Path) -> None:
 
 def test_the_gpu_voter_runs_the_papers_five_judges_from_the_shipped_preset() -> None:
     docs = build("gpu")
-    voter = _by_kind(docs, "Deployment")["caslie-voter"]["spec"]["template"]["spec"]
+    voter = _by_kind(docs, "StatefulSet")["caslie-voter"]["spec"]["template"]["spec"]
     container = voter["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     config = Path(env["CASLIE_CONFIG"])
@@ -242,7 +285,7 @@ def test_the_gpu_voter_runs_the_papers_five_judges_from_the_shipped_preset() -> 
     [volume] = [v for v in voter["volumes"] if v["name"] == mount["name"]]
     configmap = _by_kind(docs, "ConfigMap")[volume["configMap"]["name"]]
     assert configmap["data"][config.name] == (DEPLOY / "config" / config.name).read_text()
-    cpu_voter = _by_kind(build("cpu"), "Deployment")["caslie-voter"]
+    cpu_voter = _by_kind(build("cpu"), "StatefulSet")["caslie-voter"]
     assert "CASLIE_CONFIG" not in {
         e["name"] for e in cpu_voter["spec"]["template"]["spec"]["containers"][0]["env"]
     }
@@ -250,13 +293,13 @@ def test_the_gpu_voter_runs_the_papers_five_judges_from_the_shipped_preset() -> 
 
 def test_the_gpu_predictor_serves_on_vllm_and_retraining_trains_for_it() -> None:
     docs = build("gpu")
-    predictor = _by_kind(docs, "Deployment")["caslie-predictor"]["spec"]["template"]["spec"]
+    predictor = _by_kind(docs, "StatefulSet")["caslie-predictor"]["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in predictor["containers"][0]["env"]}
     job = _by_kind(docs, "CronJob")["caslie-retrain"]["spec"]["jobTemplate"]["spec"]
     job_env = {e["name"]: e.get("value") for e in job["template"]["spec"]["containers"][0]["env"]}
     assert env["CASLIE_PREDICTOR__BACKEND"] == job_env["CASLIE_PREDICTOR__BACKEND"] == "vllm"
     assert env["CASLIE_PREDICTOR__MODEL"] == job_env["CASLIE_PREDICTOR__MODEL"]
-    cpu = _by_kind(build("cpu"), "Deployment")["caslie-predictor"]["spec"]["template"]["spec"]
+    cpu = _by_kind(build("cpu"), "StatefulSet")["caslie-predictor"]["spec"]["template"]["spec"]
     assert "CASLIE_PREDICTOR__BACKEND" not in {e["name"] for e in cpu["containers"][0]["env"]}
 
 
@@ -275,3 +318,89 @@ def test_judge_presets_are_odd_sets_of_llm_folders(count: int) -> None:
         "Mistral-7B-Instruct-v0.3",
         "Phi-3.5-mini-Instruct",
     ]
+
+
+def test_transactional_stages_are_statefulsets_whose_pod_name_is_the_instance_id(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """A replacement pod keeps its predecessor's name, hence its transactional id: it fences
+    the dead pod's open transaction at once. KEDA scales the StatefulSet it names, the PDB
+    selects its pods, and its governing Service is the headless metrics Service."""
+    _, docs = overlay
+    sets = _by_kind(docs, "StatefulSet")
+    assert not _by_kind(docs, "Deployment")
+    services = _by_kind(docs, "Service")
+    scaled = _by_kind(docs, "ScaledObject")
+    budgets = _by_kind(docs, "PodDisruptionBudget")
+    for stage in TRANSACTIONAL:
+        spec = sets[f"caslie-{stage}"]["spec"]
+        container = spec["template"]["spec"]["containers"][0]
+        [instance] = [e for e in container["env"] if e["name"] == "CASLIE_INSTANCE_ID"]
+        assert instance["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert spec["podManagementPolicy"] == "Parallel"
+        governing = services[spec["serviceName"]]["spec"]
+        assert governing["clusterIP"] == "None"
+        assert governing["selector"].items() <= spec["template"]["metadata"]["labels"].items()
+        if stage in PROCESSES:  # the accumulator runs one replica: no autoscaling, no budget
+            target = scaled[f"caslie-{stage}"]["spec"]["scaleTargetRef"]
+            assert target == {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "name": f"caslie-{stage}",
+            }
+            labels = budgets[f"caslie-{stage}"]["spec"]["selector"]["matchLabels"]
+            assert labels.items() <= spec["template"]["metadata"]["labels"].items()
+
+
+def test_gpu_pods_write_their_caches_to_volumes_and_get_a_memory_backed_shm() -> None:
+    """The root filesystem is read-only: every cache folder of the GPU libraries (vLLM,
+    Hugging Face, Triton, ...) lies on a writable volume, and /dev/shm is in memory."""
+    docs = build("gpu")
+    [runtime] = [c for n, c in _by_kind(docs, "ConfigMap").items() if n.startswith("caslie-gpu")]
+    folders = runtime["data"]
+    assert {"VLLM_CACHE_ROOT", "HF_HOME", "TRITON_CACHE_DIR", "XDG_CACHE_HOME"} <= folders.keys()
+    sets = _by_kind(docs, "StatefulSet")
+    job = _by_kind(docs, "CronJob")["caslie-retrain"]["spec"]["jobTemplate"]["spec"]
+    pods = [sets[f"caslie-{s}"]["spec"]["template"]["spec"] for s in MODEL_STAGES]
+    for pod in [*pods, job["template"]["spec"]]:
+        [container] = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        refs = {e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e}
+        assert runtime["metadata"]["name"] in refs
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        writable = {
+            m["mountPath"]: volumes[m["name"]]
+            for m in container["volumeMounts"]
+            if not m.get("readOnly")
+        }
+        for folder in folders.values():
+            assert any(Path(folder).is_relative_to(mount) for mount in writable), folder
+        assert writable["/dev/shm"]["emptyDir"]["medium"] == "Memory"
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    assert "nvidia.com/gpu" in guide and "device plugin" in guide
+
+
+def test_compose_publishes_kafka_to_the_host_beside_the_internal_listener() -> None:
+    """README's shell pipes reach the compose broker: an EXTERNAL listener advertised as
+    localhost on a port published (to the host only), the services keep kafka:9092."""
+    compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+    advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    protocols = dict(
+        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert advertised["PLAINTEXT"] == "kafka:9092"
+    host, port = advertised["EXTERNAL"].split(":")
+    assert host == "localhost" and listeners["EXTERNAL"] == f":{port}"
+    assert protocols["EXTERNAL"] == "PLAINTEXT"
+    assert f"127.0.0.1:{port}:{port}" in kafka["ports"]
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == "PLAINTEXT"
+    assert f"localhost:{port}" in (ROOT / "README.md").read_text()
+    bootstrap = dict(
+        line.split("=", 1)
+        for line in (DEPLOY / "compose" / "caslie.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert bootstrap["CASLIE_BOOTSTRAP_SERVERS"] == advertised["PLAINTEXT"]
