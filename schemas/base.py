@@ -8,14 +8,14 @@ only add optional top-level fields to version ``N``; a change that is not additi
 topic, never a new version. So a reader of version ``SCHEMA_VERSION``:
 
 * reads a record of any version ``>= 1``;
-* refuses a field that the record's own version does not define when that version is not newer
-  than the reader's (at the reader's version an unknown field is a mistake: a typo, a field of
-  another topic), naming it;
-* ignores the fields a newer version added (it does not know them) but keeps them: they are
-  part of the model (pydantic ``extra="allow"``) and :meth:`Record.to_json` writes them back, so
-  a record passed on unchanged (the router's tables) loses nothing. At most
-  :data:`MAX_UNKNOWN_FIELDS` of them, with names of at most :data:`MAX_FIELD_NAME` characters;
-  their values count against the record's byte limit (``streams.codec.MAX_RECORD_BYTES``).
+* ignores the top-level fields it does not know, from a newer version or from a producer that
+  added one before the schema did (a rolling upgrade must not break consumers), but keeps
+  them: they are part of the model (pydantic ``extra="allow"``) and :meth:`Record.to_json`
+  writes them back, so a record passed on unchanged (the router's tables) loses nothing. At
+  most :data:`MAX_UNKNOWN_FIELDS` of them, with names of at most :data:`MAX_FIELD_NAME`
+  characters; their values count against the record's byte limit
+  (``streams.codec.MAX_RECORD_BYTES``). The price is that a misspelt optional field is kept
+  as an unknown one, not refused: a required field misspelt is still refused (it is missing).
 
 Nested objects (image references, aspect specs, captions) stay closed: a version adds fields at
 the top level only.
@@ -51,18 +51,13 @@ def now() -> float:
     return time.time()
 
 
-def _closed_at_known_versions(schema: dict[str, Any], cls: type) -> None:
-    """JSON Schema of a record: the rule of :class:`Record` (no unknown field at a version
-    this code knows; a few, from a newer version) as ``if``/``then``/``else``. JSON Schema
-    cannot count the unknown fields alone: the file bounds all fields (the known ones and
-    :data:`MAX_UNKNOWN_FIELDS` more), the model the unknown ones."""
+def _bounded_unknown_fields(schema: dict[str, Any], cls: type) -> None:
+    """JSON Schema of a record: the rule of :class:`Record` (a few unknown fields, kept).
+    JSON Schema cannot count the unknown fields alone: the file bounds all fields (the known
+    ones and :data:`MAX_UNKNOWN_FIELDS` more), the model the unknown ones."""
     names = sorted(schema.get("properties", {}))
-    schema["if"] = {"properties": {"version": {"maximum": SCHEMA_VERSION}}}
-    schema["then"] = {"propertyNames": {"enum": names}}
-    schema["else"] = {
-        "maxProperties": len(names) + MAX_UNKNOWN_FIELDS,
-        "propertyNames": {"maxLength": MAX_FIELD_NAME},
-    }
+    schema["maxProperties"] = len(names) + MAX_UNKNOWN_FIELDS
+    schema["propertyNames"] = {"maxLength": max([MAX_FIELD_NAME, *map(len, names)])}
 
 
 class Record(BaseModel):
@@ -73,7 +68,7 @@ class Record(BaseModel):
         extra="allow",
         frozen=True,
         str_max_length=200_000,
-        json_schema_extra=_closed_at_known_versions,
+        json_schema_extra=_bounded_unknown_fields,
     )
 
     #: Which schema version wrote this record (any version ``>= 1`` is read).
@@ -87,11 +82,6 @@ class Record(BaseModel):
         if not extra:
             return self
         names = sorted(extra)
-        if self.version <= SCHEMA_VERSION:
-            raise ValueError(
-                f"unknown field(s) {', '.join(map(repr, names[:5]))} in a version-"
-                f"{self.version} record (fields a newer version adds need its version number)"
-            )
         if len(names) > MAX_UNKNOWN_FIELDS:
             raise ValueError(
                 f"{len(names)} fields unknown to version {SCHEMA_VERSION}: at most "
@@ -104,7 +94,7 @@ class Record(BaseModel):
 
     @property
     def unknown_fields(self) -> dict[str, Any]:
-        """The fields of a newer version that this reader does not know (kept, not read)."""
+        """The fields this reader does not know (kept, not read)."""
         return dict(self.model_extra or {})
 
     def to_json(self) -> bytes:

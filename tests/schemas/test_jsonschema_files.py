@@ -66,7 +66,7 @@ def test_every_file_names_its_dialect_and_a_stable_id() -> None:
 
 @pytest.mark.parametrize("topic", ["catalog", "queries", "labels"])
 def test_schema_files_follow_the_version_rule_like_models(topic: str) -> None:
-    """Unknown fields: refused at a known version, accepted (a few) from a newer one."""
+    """Unknown fields: accepted (a few, at any version) by the file as by the model."""
     good = {
         "catalog": {"product_id": "p", "title": "t"},
         "queries": {"request_id": "r", "task": "SA", "review": "fine"},
@@ -77,11 +77,9 @@ def test_schema_files_follow_the_version_rule_like_models(topic: str) -> None:
     jsonschema.validate(future, schema)
     validate(topic, future)
     too_many = {**future, **{f"f{i}": i for i in range(MAX_UNKNOWN_FIELDS + 1)}}
-    for refused in ({**good, "gift_wrap": True}, {**good, "version": 1, "gift_wrap": True}):
-        with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(refused, schema)
-        with pytest.raises(ValidationError):
-            validate(topic, refused)
+    for ahead in ({**good, "gift_wrap": True}, {**good, "version": 1, "gift_wrap": True}):
+        jsonschema.validate(ahead, schema)
+        validate(topic, ahead)
     with pytest.raises(ValidationError):
         validate(topic, too_many)
     # the file bounds the total (the fields it knows and 32 more), which 200 fields exceed
