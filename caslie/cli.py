@@ -11,7 +11,7 @@ import threading
 import time
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, cast
 
 import typer
 
@@ -662,6 +662,13 @@ def retrain(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and example order.")] = 0,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="What the loss learns: output, the whole gold output (the paper's); label, "
+            "the answer's label alone (the option letter, yes/no, a JSON task's object)."
+        ),
+    ] = "output",
     stage: Annotated[
         str,
         typer.Option(
@@ -715,6 +722,15 @@ def retrain(
     from training.lora import LoraSettings, target_modules
     from training.retrain import parse_stage
 
+    def parse_target(value: str) -> Literal["output", "label"]:
+        if value == "output":
+            return "output"
+        if value == "label":
+            return "label"
+        raise typer.BadParameter(
+            f"target must be output or label, not {value!r}", param_hint="'--target'"
+        )
+
     settings = _settings(ctx)
     try:
         chosen_stage = parse_stage(stage)
@@ -739,6 +755,7 @@ def retrain(
         alpha=alpha,
         target_modules=targets,
         seed=seed,
+        target=parse_target(target),
     )
     dpo = DpoSettings(
         beta=beta, learning_rate=dpo_lr, max_steps=dpo_steps, subset=dpo_subset, seed=seed

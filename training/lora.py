@@ -39,7 +39,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from training.dataset import InstructionExample
 from workers.backends.prompt_form import DEFAULT_CUTOFF, AnswerTooLong, fit_prompt
@@ -84,10 +84,21 @@ class LoraSettings:
     seed: int = 0
     #: Save a resumable checkpoint every this many optimizer steps (0: never).
     checkpoint_every: int = 20
+    #: What the loss learns after the prompt: ``output``, the whole gold output (the
+    #: paper's: ``"D: Kitchen > Cookware > Pans"``), or ``label``, the answer's label alone
+    #: (``"D"``, ``"yes"``, a JSON task's whole object) — the token option scoring reads.
+    #: With ``output`` the decision is one token among the option text's copied ones (one of
+    #: ~30 for MPC), so a small model learns the copying first (docs/training.md).
+    target: Literal["output", "label"] = "output"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def encode(example: InstructionExample, lm: Any, cutoff: int) -> tuple[list[int], list[int]]:
+TARGETS = ("output", "label")
+
+
+def encode(
+    example: InstructionExample, lm: Any, cutoff: int, target: str = "output"
+) -> tuple[list[int], list[int]]:
     """(input ids, labels) with the prompt masked out (-100) so only the answer is learned.
 
     The prompt is ``lm.prompt`` of the example's message (the form serving uses), cut by
@@ -102,18 +113,19 @@ def encode(example: InstructionExample, lm: Any, cutoff: int) -> tuple[list[int]
     the prompt's own tokens, the answer is encoded alone."""
     tokenizer = lm.tokenizer
     text = lm.prompt(example.sample().user_message())
+    wanted = example.output if target == "output" else example.label()
     head = tokenizer.encode(text, add_special_tokens=False)
-    joint = tokenizer.encode(text + example.output, add_special_tokens=False)
+    joint = tokenizer.encode(text + wanted, add_special_tokens=False)
     answer = joint[len(head) :] if joint[: len(head)] == head and len(joint) > len(head) else []
     if not answer:
-        answer = tokenizer.encode(example.output, add_special_tokens=False)
+        answer = tokenizer.encode(wanted, add_special_tokens=False)
     answer_ids = [*answer, tokenizer.eos_token_id]
     prompt = fit_prompt(head, len(answer_ids), cutoff)
     return prompt + answer_ids, [-100] * len(prompt) + answer_ids
 
 
 def encode_all(
-    examples: Sequence[InstructionExample], lm: Any, cutoff: int
+    examples: Sequence[InstructionExample], lm: Any, cutoff: int, target: str = "output"
 ) -> tuple[list[InstructionExample], list[tuple[list[int], list[int]]]]:
     """The examples that fit ``cutoff`` and their encodings; the others are skipped with a
     warning (an answer is never cut)."""
@@ -121,7 +133,7 @@ def encode_all(
     rows: list[tuple[list[int], list[int]]] = []
     for example in examples:
         try:
-            rows.append(encode(example, lm, cutoff))
+            rows.append(encode(example, lm, cutoff, target))
         except AnswerTooLong as exc:
             log.warning("skipping %s (%s): %s", example.request_id, example.task, exc)
             continue
@@ -247,7 +259,7 @@ def train_lora(
     # the topics deliver examples in no fixed order: sort, so a run is reproducible
     examples = sorted(examples, key=lambda e: (e.task, e.request_id or "", e.input))
     given = len(examples)
-    examples, rows = encode_all(examples, lm, cfg.cutoff)
+    examples, rows = encode_all(examples, lm, cfg.cutoff, cfg.target)
     skipped = given - len(rows)
     strata = [f"{e.task}:{e.output}" for e in examples]
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -49,6 +49,18 @@ def test_only_the_answer_is_learned(lm: CausalLM) -> None:
     assert len(ids) == len(labels)
 
 
+def test_the_label_target_learns_the_decision_alone(lm: CausalLM) -> None:
+    """``target="label"``: the loss learns the option letter and EOS, not the option text the
+    prompt already shows; the prompt is the same."""
+    [example] = _examples(1)
+    full_ids, _ = encode(example, lm, cutoff=2048)
+    ids, labels = encode(example, lm, cutoff=2048, target="label")
+    learned = [t for t in labels if t != -100]
+    assert example.output.startswith("B: ")
+    assert lm.tokenizer.decode(learned) == "B" + lm.tokenizer.eos_token
+    assert ids[: len(ids) - len(learned)] == full_ids[: len(ids) - len(learned)]
+
+
 def test_train_resume_and_load(
     lm: CausalLM, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
