@@ -377,18 +377,55 @@ def demo(
         Path | None, typer.Option("--json", help="Also write the results as JSON.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for all predictions.")] = 900.0,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--broker", help="The local broker: auto, apache or tansu (see caslie broker)."
+        ),
+    ] = "auto",
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train",
+            help="Then train a generalist adapter on a small synthetic shop (one retrain "
+            "cycle, CPU settings) and ask the queries again: answers before and after.",
+        ),
+    ] = False,
+    shop: Annotated[
+        int, typer.Option(help="--train: synthetic shop queries per task.", min=4)
+    ] = 16,
 ) -> None:
     """Run the whole pipeline on a built-in sample (all 7 tasks) and print the predictions.
 
-    Starts the embedded broker (unless --external), creates topics, runs every stage, produces
-    drawn product images, reviews and queries, and waits for every prediction. Exit code 0
-    only if every request was answered (5 otherwise).
+    Starts a local broker (unless --external: Apache Kafka from the cached jars when Java is
+    there, else tansu), creates topics, runs every stage, produces drawn product images,
+    reviews and queries, and waits for every prediction. Exit code 0 only if every request
+    was answered (5 otherwise); 2 for an unknown --broker, 4 when the broker cannot start;
+    with --train also retrain's 6 and 7, and 5 when the new version answered not all.
     """
     from rich.console import Console
 
     from caslie.demo import run_demo
+    from streams.exceptions import BrokerUnavailable
+    from streams.local_broker import KINDS
 
-    raise typer.Exit(run_demo(_settings(ctx), external, json_path, timeout, Console()))
+    if kind not in KINDS:
+        typer.echo(f"error: --broker must be one of {', '.join(KINDS)}, not {kind!r}", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    try:
+        code = run_demo(
+            _settings(ctx),
+            external,
+            json_path,
+            timeout,
+            Console(),
+            broker_kind=kind,
+            train_shop=shop if train else 0,
+        )
+    except BrokerUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    raise typer.Exit(code)
 
 
 @app.command()
