@@ -118,7 +118,7 @@ def run_demo(
             broker_kind, log_file=settings.cache_dir / "demo-broker.log"
         )
         settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
-        console.print(describe(broker, fallback))
+        console.print(describe(broker, fallback), soft_wrap=True, markup=False)
     stop = threading.Event()
     worker: threading.Thread | None = None
     code: list[int] = []
