@@ -392,7 +392,7 @@ def demo(
         ),
     ] = False,
     shop: Annotated[
-        int, typer.Option(help="--train: synthetic shop queries per task.", min=4)
+        int, typer.Option(help="--train: synthetic shop queries per task.", min=8)
     ] = 16,
 ) -> None:
     """Run the whole pipeline on a built-in sample (all 7 tasks) and print the predictions.
