@@ -73,7 +73,13 @@ def test_kcat_produces_and_reads_the_routers_task_request(broker: str, tmp_path:
     created = subprocess.run([*cli, "topics", "create"], env=env, capture_output=True)
     assert created.returncode == 0, created.stderr.decode()[-2000:]
     rid = f"kcat-{uuid.uuid4().hex[:8]}"
-    query = {"request_id": rid, "task": "AP", "product_id": "kettle", "question": "Steel body?"}
+    query = {
+        "request_id": rid,
+        "task": "AP",
+        "product_id": "kettle",
+        "question": "Steel body?",
+        "document": "The kettle's body is brushed stainless steel.",  # AP needs one, or reviews
+    }
     kcat(broker, "-P", "-t", f"{prefix}catalog", "-K", "\t", stdin=_keyed("kettle", PRODUCT))
     kcat(broker, "-P", "-t", f"{prefix}queries", "-K", "\t", stdin=_keyed(rid, query))
     router = subprocess.Popen(
@@ -89,7 +95,7 @@ def test_kcat_produces_and_reads_the_routers_task_request(broker: str, tmp_path:
     request = orjson.loads(seen["payload"])
     assert (request["request_id"], request["task"]) == (rid, "AP")
     assert request["inputs"]["question"] == "Steel body?"
-    assert "Acme 1.7L electric kettle" in str(request["inputs"])
+    assert "https://cdn.example/kettle.png" in str(request["slots"])  # the product joined
     read = ["--json-envelope", "--from-beginning", "--max", "1", "--timeout", "30"]
     ours = subprocess.run(
         [*cli, "consume", "requests", *read],
