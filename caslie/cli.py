@@ -145,34 +145,56 @@ def broker(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: a free one).")
     ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--broker",
+            help="apache (Apache Kafka from the cached jars, needs Java), tansu (embedded, "
+            "memory storage) or auto (apache when Java and the jars are there, else tansu).",
+        ),
+    ] = "auto",
+    fetch_jars: Annotated[
+        bool,
+        typer.Option(
+            "--fetch-jars", help="Download the Apache Kafka jars with Maven first (once)."
+        ),
+    ] = False,
 ) -> None:
-    """Start the embedded Kafka-compatible broker (tansu, memory storage) until Ctrl-C.
+    """Start a local single-node broker until Ctrl-C; prints its address on stdout.
 
-    It offers at-least-once delivery only: no transaction isolation, a high watermark that
-    counts batches, slow group joins, and no persistence. Use Apache Kafka in production.
+    Apache Kafka (KRaft) runs from the jars in ~/.cache/caslie/kafka-<version>/libs (or
+    CASLIE_KAFKA_LIBS) when Java is installed; otherwise the embedded tansu broker starts,
+    which offers at-least-once delivery only (no transactions), keeps nothing, and refuses
+    kcat 1.7 / librdkafka 2.0 clients. Neither keeps data after it stops. Exit code 2 for an
+    unknown --broker, 4 when the broker asked for cannot start.
     """
-    from streams.broker import EmbeddedBroker
+    from streams.apache_kafka import fetch_jars as fetch
     from streams.exceptions import BrokerUnavailable
+    from streams.local_broker import KINDS, describe, start_local_broker
 
+    if kind not in KINDS:
+        typer.echo(f"error: --broker must be one of {', '.join(KINDS)}, not {kind!r}", err=True)
+        raise typer.Exit(ExitCode.USAGE)
     stop = _stop_event()
     try:
-        embedded = EmbeddedBroker(port).start()
+        if fetch_jars:
+            typer.echo("fetching the Apache Kafka jars with Maven...", err=True)
+            typer.echo(f"jars in {fetch()}", err=True)
+        local, fallback = start_local_broker(kind, port)
     except BrokerUnavailable as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(ExitCode.UNAVAILABLE) from None
-    typer.echo(embedded.bootstrap_servers, err=False)
-    typer.echo(
-        f"embedded broker ready: export CASLIE_BOOTSTRAP_SERVERS={embedded.bootstrap_servers}",
-        err=True,
-    )
+    typer.echo(local.bootstrap_servers, err=False)
     sys.stdout.flush()
+    typer.echo(describe(local, fallback), err=True)
+    typer.echo(f"export CASLIE_BOOTSTRAP_SERVERS={local.bootstrap_servers}", err=True)
     try:
         while not stop.wait(0.5):
-            if not embedded.running():
-                typer.echo("error: the embedded broker exited", err=True)
+            if not local.running():
+                typer.echo(f"error: the {local.name} broker exited", err=True)
                 raise typer.Exit(ExitCode.UNAVAILABLE)
     finally:
-        embedded.stop()
+        local.stop()
 
 
 WaitOption = Annotated[
@@ -353,18 +375,38 @@ def consume(
     dedupe: Annotated[
         bool, typer.Option("--dedupe", help="Drop repeats (same caslie-id header).")
     ] = False,
+    json_envelope: Annotated[
+        bool,
+        typer.Option(
+            "--json-envelope",
+            help="One JSON object per record as kcat -J prints it: topic, partition, offset, "
+            "tstype, ts, headers, key and payload (the value's JSON).",
+        ),
+    ] = False,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group",
+            help="Read as a member of this consumer group and commit what was printed "
+            "(default: every partition by direct assignment, nothing committed).",
+        ),
+    ] = None,
 ) -> None:
-    """Print a topic's records as JSON lines.
+    """Print a topic's records as JSON lines: their values, or kcat-like envelopes.
 
-    Exit code 5 when --max was given and fewer records arrived before --timeout.
+    With --group the read resumes at the group's committed offsets (a new group starts at the
+    end, or the beginning with --from-beginning). Exit code 5 when --max was given and fewer
+    records arrived before --timeout.
     """
-    from streams.consume import consume_records
+    import orjson
+
+    from streams.consume import consume_messages, envelope
 
     settings = _settings(ctx)
     stop = _stop_event()
     count = 0
     try:
-        for value in consume_records(
+        for msg in consume_messages(
             settings,
             topic,
             max_records=max_records,
@@ -372,8 +414,10 @@ def consume(
             from_beginning=from_beginning,
             dedupe=dedupe,
             stop=stop,
+            group=group,
         ):
-            sys.stdout.buffer.write(value + b"\n")
+            line = orjson.dumps(envelope(msg)) if json_envelope else msg.value() or b""
+            sys.stdout.buffer.write(line + b"\n")
             sys.stdout.flush()
             count += 1
     except KeyError as exc:
@@ -419,18 +463,55 @@ def demo(
         Path | None, typer.Option("--json", help="Also write the results as JSON.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for all predictions.")] = 900.0,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--broker", help="The local broker: auto, apache or tansu (see caslie broker)."
+        ),
+    ] = "auto",
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train",
+            help="Then train a generalist adapter on a small synthetic shop (one retrain "
+            "cycle, CPU settings) and ask the queries again: answers before and after.",
+        ),
+    ] = False,
+    shop: Annotated[
+        int, typer.Option(help="--train: synthetic shop queries per task.", min=8)
+    ] = 16,
 ) -> None:
     """Run the whole pipeline on a built-in sample (all 7 tasks) and print the predictions.
 
-    Starts the embedded broker (unless --external), creates topics, runs every stage, produces
-    drawn product images, reviews and queries, and waits for every prediction. Exit code 0
-    only if every request was answered (5 otherwise).
+    Starts a local broker (unless --external: Apache Kafka from the cached jars when Java is
+    there, else tansu), creates topics, runs every stage, produces drawn product images,
+    reviews and queries, and waits for every prediction. Exit code 0 only if every request
+    was answered (5 otherwise); 2 for an unknown --broker, 4 when the broker cannot start;
+    with --train also retrain's 6 and 7, and 5 when the new version answered not all.
     """
     from rich.console import Console
 
     from caslie.demo import run_demo
+    from streams.exceptions import BrokerUnavailable
+    from streams.local_broker import KINDS
 
-    raise typer.Exit(run_demo(_settings(ctx), external, json_path, timeout, Console()))
+    if kind not in KINDS:
+        typer.echo(f"error: --broker must be one of {', '.join(KINDS)}, not {kind!r}", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    try:
+        code = run_demo(
+            _settings(ctx),
+            external,
+            json_path,
+            timeout,
+            Console(),
+            broker_kind=kind,
+            train_shop=shop if train else 0,
+        )
+    except BrokerUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.UNAVAILABLE) from None
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -1,5 +1,7 @@
-"""``caslie demo``: the whole pipeline on the embedded broker (or an external one) with the
-built-in sample, a live progress bar, a readable table and optional JSON.
+"""``caslie demo``: the whole pipeline on a local broker (Apache Kafka from the cached jars,
+else tansu) or an external one, with the built-in sample, a live progress bar, a readable
+table and optional JSON; with ``--train`` it then trains an adapter and asks again
+(:mod:`caslie.demo_train`).
 
 The table shows a JSON answer (AE's attributes, LG's listing draft) as one ``key: value`` line
 per field, an object's fields indented under its key."""
@@ -15,18 +17,20 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from caslie import demo_train
 from caslie.demo_data import build_sample
 from caslie.exit_codes import ExitCode
 from caslie.stages import run_stages
 from schemas.events import ClaimEvent, ListingEvent, Query
 from schemas.tasks.registry import get_task
-from streams.broker import EmbeddedBroker
 from streams.clients import create_topics, make_producer, wait_for_broker
 from streams.config import Settings
 from streams.consume import consume_records
+from streams.local_broker import BrokerKind, describe, start_local_broker
 from streams.logs import configure_logging
 from streams.produce import produce_event
 
@@ -85,21 +89,36 @@ def readable_answer(label: str) -> str:
 
 
 def run_demo(
-    settings: Settings, external: bool, json_path: Path | None, timeout: float, console: Console
+    settings: Settings,
+    external: bool,
+    json_path: Path | None,
+    timeout: float,
+    console: Console,
+    broker_kind: BrokerKind = "auto",
+    train_shop: int = 0,
 ) -> int:
+    """The demo (module doc) on a local broker (``broker_kind``: see
+    :func:`~streams.local_broker.start_local_broker`) or, ``external``, the configured one.
+    ``train_shop`` > 0: then train an adapter on a synthetic shop of that many queries per
+    task and ask the sample's queries again (:mod:`caslie.demo_train`). Returns the exit
+    code."""
     if "log_level" not in settings.model_fields_set:
-        # the demo's own output is the table; worker chatter only when asked for
-        settings = settings.model_copy(update={"log_level": "WARNING"})
+        # the demo's own output is the table; worker and librdkafka chatter only when asked for
+        settings = settings.model_copy(
+            update={"log_level": "WARNING", "kafka": {"log_level": "2", **settings.kafka}}
+        )
         configure_logging("WARNING", settings.log_format)
+    run_id = uuid.uuid4().hex[:8]
+    if train_shop:
+        settings = demo_train.fresh_registry(settings, run_id)
     broker = None
     if not external:
-        broker = EmbeddedBroker(log_file=settings.cache_dir / "demo-broker.log")
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        broker.start()
-        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
-        console.print(
-            f"embedded broker on [bold]{broker.bootstrap_servers}[/] (tansu, memory storage)"
+        broker, fallback = start_local_broker(
+            broker_kind, log_file=settings.cache_dir / "demo-broker.log"
         )
+        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        console.print(describe(broker, fallback), soft_wrap=True, markup=False)
     stop = threading.Event()
     worker: threading.Thread | None = None
     code: list[int] = []
@@ -107,7 +126,6 @@ def run_demo(
     try:
         wait_for_broker(settings, timeout=30)
         create_topics(settings)
-        run_id = uuid.uuid4().hex[:8]
         folder = settings.cache_dir / "demo-images"
         events = build_sample(folder, run_id)
         # the sample's images are files: file:// is off unless its folder is a root
@@ -130,36 +148,7 @@ def run_demo(
             f"{', '.join(settings.router.listing_tasks)} of the listing); loading models and "
             "waiting for predictions"
         )
-        predictions: dict[str, dict[str, Any]] = {}
-        with Progress(
-            TextColumn("predictions"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            bar = progress.add_task("wait", total=len(wanted))
-
-            def watch() -> None:
-                for raw in consume_records(
-                    settings, "predictions", from_beginning=True, stop=stop, idle_timeout=None
-                ):
-                    record = orjson.loads(raw)
-                    if (
-                        record.get("request_id") in wanted
-                        and record["request_id"] not in predictions
-                    ):
-                        predictions[record["request_id"]] = record
-                        progress.update(bar, completed=len(predictions))
-                    if len(predictions) == len(wanted):
-                        return
-
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
-            deadline = time.monotonic() + timeout
-            while watcher.is_alive() and time.monotonic() < deadline and not code:
-                watcher.join(0.5)
+        predictions = await_predictions(settings, set(wanted), timeout, console, code)
         enriched = {}
         for raw in consume_records(settings, "enriched", from_beginning=True, idle_timeout=2):
             record = orjson.loads(raw)
@@ -176,14 +165,82 @@ def run_demo(
             console.print(f"[red]no prediction for {missing} after {elapsed:.0f}s[/]")
             return code[0] if code and code[0] else ExitCode.INCOMPLETE
         console.print(f"[green]all {len(wanted)} requests answered in {elapsed:.0f}s[/]")
-        return ExitCode.OK
+        if not train_shop:
+            return ExitCode.OK
+
+        def ask(queries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            producer = make_producer(settings)
+            for query in queries:
+                produce_event(producer, settings, "queries", query)
+            producer.flush(30)
+            return await_predictions(
+                settings, {q["request_id"] for q in queries}, timeout, console, code
+            )
+
+        return demo_train.train_and_ask_again(
+            settings, events["queries"], predictions, train_shop, ask, console
+        )
     finally:
         stop.set()
         if worker is not None:
-            worker.join(60)
+            worker.join(120)
         gc.collect()  # destroy the stopped stages' Kafka clients before their broker goes
         if broker is not None:
             broker.stop()
+
+
+def await_predictions(
+    settings: Settings,
+    wanted: set[str],
+    timeout: float,
+    console: Console,
+    code: list[int],
+) -> dict[str, dict[str, Any]]:
+    """Request id -> its prediction, for the ``wanted`` ids answered within ``timeout``
+    seconds (or until the stages ended: ``code`` holds their exit code), with a live
+    progress bar. The reader is closed before this returns."""
+    predictions: dict[str, dict[str, Any]] = {}
+    done = threading.Event()
+    with Progress(
+        TextColumn("predictions"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bar = progress.add_task("wait", total=len(wanted))
+
+        def watch() -> None:
+            for raw in consume_records(
+                settings, "predictions", from_beginning=True, stop=done, idle_timeout=None
+            ):
+                record = orjson.loads(raw)
+                rid = record.get("request_id")
+                if rid in wanted and rid not in predictions:
+                    predictions[rid] = record
+                    progress.update(bar, completed=len(predictions))
+                if len(predictions) == len(wanted):
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        deadline = time.monotonic() + timeout
+        while watcher.is_alive() and time.monotonic() < deadline and not code:
+            watcher.join(0.5)
+        done.set()
+        watcher.join(30)
+    return dict(predictions)
+
+
+def _answer(pred: dict[str, Any] | None) -> str:
+    """A prediction's answer and the adapter that made it, or a failure's reason."""
+    if pred is None:
+        return "(none)"
+    if pred.get("status") == "failed":
+        return escape(f"failed ({pred.get('error_kind')}): {pred.get('reason')}")
+    # escaped: rich would read "[base]" as a style tag and drop it
+    return escape(f"{pred.get('option') or readable_answer(pred['label'])}  [{pred['adapter']}]")
 
 
 def _table(
@@ -213,11 +270,7 @@ def _table(
             + f" -> {'kept' if v['keep'] else 'dropped'}"
             for v in record.get("verdicts", [])
         ]
-        answer = (
-            "(none)"
-            if pred is None
-            else (pred.get("option") or readable_answer(pred["label"])) + f"  [{pred['adapter']}]"
-        )
+        answer = _answer(pred)
         tokens = [
             f"{c['slot']} OCR: {c['ocr_tokens']}"
             for c in record.get("captions", [])

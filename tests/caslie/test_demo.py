@@ -5,7 +5,9 @@ Kafka and over the embedded broker; and the table's rendering of JSON answers.""
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from caslie.demo import readable_answer, run_demo
+from caslie.demo import _answer, readable_answer, run_demo
 from caslie.demo_data import aspect_schema
 from schemas import Prediction
 from schemas.events import AspectSchemaEvent
@@ -130,14 +132,53 @@ def test_caslie_demo_command_on_embedded_broker(tmp_path: Path) -> None:
     }
     env.pop("CASLIE_BOOTSTRAP_SERVERS", None)
     result = subprocess.run(
-        [sys.executable, "-m", "caslie", "demo", "--json", str(tmp_path / "d.json")],
+        [
+            sys.executable,
+            "-m",
+            "caslie",
+            "demo",
+            "--broker",
+            "tansu",
+            "--json",
+            tmp_path / "d.json",
+        ],
         env=env,
         capture_output=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert b"all 13 requests answered" in result.stdout  # 9 queries, 3 claim tasks, LG
+    lines = result.stdout.decode().strip().splitlines()
+    assert lines[0].startswith("tansu broker on 127.0.0.1:") and "kcat" in lines[0]  # one line
+    assert "all 13 requests answered" in lines[-1]  # 9 queries, 3 claim tasks, LG: the end
+    assert b"Connection refused" not in result.stderr  # no client outlived the broker
     _check(orjson.loads((tmp_path / "d.json").read_bytes()))
+
+
+@end_to_end
+@pytest.mark.kafka
+def test_caslie_demo_train_answers_again_with_the_adapter_it_published() -> None:
+    env = {
+        **os.environ,
+        "CASLIE_IMAGES__ALLOW_NETWORKS": '["127.0.0.0/8"]',
+        "CASLIE_IMAGES__TIMEOUT_S": "2",
+    }
+    env.pop("CASLIE_BOOTSTRAP_SERVERS", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "caslie", "demo", "--broker", "apache", "--train", "--shop", "8"],
+        env=env,
+        capture_output=True,
+        timeout=1500,
+    )
+    out = result.stdout.decode()
+    assert result.returncode == 0, out[-4000:] + result.stderr.decode()[-3000:]
+    assert out.splitlines()[0].startswith("Apache Kafka broker on 127.0.0.1:")
+    assert "training: published generalist@v1" in out
+    table = out[out.index("answers before and after") :]
+    for task in ("AP", "CC", "PRP", "PSI", "MPC", "SA", "SR"):
+        assert re.search(rf"\b{task}\b", table), task
+    # said only when every query's new answer came from the new version
+    assert "9 queries answered by generalist@v1" in out.strip().splitlines()[-1]
+    assert b"Connection refused" not in result.stderr
 
 
 def test_readable_answer_puts_each_field_of_a_json_answer_on_its_line() -> None:
@@ -154,3 +195,20 @@ def test_readable_answer_puts_each_field_of_a_json_answer_on_its_line() -> None:
 @pytest.mark.parametrize("label", ["yes", "B", "#failed", "12", '["a"]'])
 def test_readable_answer_keeps_a_label_that_is_no_json_object(label: str) -> None:
     assert readable_answer(label) == label
+
+
+def test_an_answer_shows_its_adapter_in_brackets_and_a_failure_its_reason() -> None:
+    out = io.StringIO()
+    cells = [
+        _answer({"label": "yes", "adapter": "base"}),
+        _answer({"label": "B", "option": "B: positive", "adapter": "generalist@v1"}),
+        _answer({"status": "failed", "error_kind": "unknown_product", "reason": "no kettle"}),
+        _answer(None),
+    ]
+    Console(file=out, width=200).print("\n".join(cells))
+    assert out.getvalue().splitlines() == [
+        "yes  [base]",
+        "B: positive  [generalist@v1]",
+        "failed (unknown_product): no kettle",
+        "(none)",
+    ]

@@ -22,12 +22,12 @@ import orjson
 import pytest
 from PIL import Image, ImageDraw
 
+from streams.apache_kafka import ApacheKafka
 from streams.clients import make_producer
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.produce import produce_event
 from tests.reliability.workers import WorkerPool, environment
-from tests.support.apache_kafka import ApacheKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

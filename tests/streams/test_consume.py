@@ -10,7 +10,7 @@ from confluent_kafka import Producer
 
 from streams.clients import make_producer
 from streams.config import Settings
-from streams.consume import consume_records
+from streams.consume import consume_messages, consume_records
 from streams.topics import topic_name
 
 pytestmark = pytest.mark.kafka
@@ -69,3 +69,28 @@ def test_a_bounded_read_of_transactional_records_ends_after_the_commit_marker(
 
 def test_a_bounded_read_of_an_empty_topic_ends_at_once(kafka_settings: Settings) -> None:
     assert list(consume_records(kafka_settings, "claims", from_beginning=True, to_end=True)) == []
+
+
+def test_a_group_read_resumes_after_what_the_group_committed(kafka_settings: Settings) -> None:
+    name = topic_name(kafka_settings, "labels")
+    producer = make_producer(kafka_settings)
+    for i in range(5):
+        producer.produce(name, key=b"k", value=f"v{i}".encode())  # one key: one partition, in order
+    assert producer.flush(30) == 0
+
+    def read(count: int, group: str) -> list[bytes]:
+        return [
+            msg.value() or b""
+            for msg in consume_messages(
+                kafka_settings, "labels", count, 20, from_beginning=True, group=group
+            )
+        ]
+
+    assert read(2, "g1") == [b"v0", b"v1"]
+    assert read(2, "g1") == [b"v2", b"v3"]  # committed: the group goes on
+    assert read(1, "g2") == [b"v0"]  # another group starts over
+
+
+def test_a_group_read_cannot_be_bounded_by_end_offsets(kafka_settings: Settings) -> None:
+    with pytest.raises(ValueError, match="direct assignment"):
+        next(consume_messages(kafka_settings, "labels", to_end=True, group="g"))
