@@ -20,6 +20,7 @@ from schemas.router import RecentReviews, WaitingQuery
 from schemas.tasks.registry import get_task
 from streams.codec import TOMBSTONE, Tombstone, encode
 from streams.config import RouterSettings, Settings
+from streams.dlq import Failure
 from streams.router.stages import RouterStage, RouterTables, WaitingStage
 from streams.router.store import StateStore
 from streams.stage import Emit, Inbound, Output, Reject, Result, WarmingStage
@@ -230,11 +231,11 @@ def test_a_query_for_an_unknown_product_waits_then_resolves(tmp_path: Path) -> N
     assert request.logical_topic == "requests" and request.key == "r1"
 
 
-def test_a_query_past_its_deadline_is_rejected_with_how_long_it_waited(tmp_path: Path) -> None:
+def test_a_query_past_its_deadline_is_rejected_saying_what_never_arrived(tmp_path: Path) -> None:
     router, waiting_stage, _ = _router(tmp_path, product_wait_s=0)
     [result] = router.process([_query(request_id="r1", task="MPC", product_id="p9", query="q")])
     assert isinstance(result, Reject) and result.kind == ErrorKind.UNKNOWN_PRODUCT
-    assert "unknown product(s): p9" in result.message and "waited" in result.message
+    assert result.message.startswith("product(s) p9 never arrived within 0s")
 
     overdue = WaitingQuery(
         query='{"request_id": "r2", "task": "PSI", "product_id": "p8", "query": "q"}',
@@ -249,6 +250,55 @@ def test_a_query_past_its_deadline_is_rejected_with_how_long_it_waited(tmp_path:
     [late] = waiting_stage.process([_inbound("queries.waiting", overdue)])
     assert isinstance(late, Reject) and late.kind == ErrorKind.UNKNOWN_PRODUCT
     assert "30 retries" in late.message and "caslie.queries[3]@41" in late.message
+    assert "product(s) p8 never arrived" in late.message
+
+
+def _rejected_catalog_record(router: RouterStage, pid: str, offset: int) -> list[Output]:
+    raw = orjson.dumps({"product_id": pid, "images": [{"url": "gopher://x/a.png"}]})
+    failure = Failure(
+        "caslie.catalog", 0, offset, pid.encode(), raw, ErrorKind.SCHEMA, "scheme 'gopher'"
+    )
+    return list(router.dead_lettered("catalog", failure))
+
+
+def test_a_query_naming_a_rejected_product_fails_at_once_with_the_reason(tmp_path: Path) -> None:
+    router, waiting_stage, tables = _router(tmp_path, product_wait_s=60)
+    [marker] = _rejected_catalog_record(router, "k2", 5)
+    assert (marker.logical_topic, marker.key) == ("router.rejected", "k2")
+    [result] = router.process([_query(request_id="r1", task="PSI", product_id="k2", query="q")])
+    assert isinstance(result, Reject) and result.kind == ErrorKind.UNKNOWN_PRODUCT
+    assert result.message == "product k2 was rejected: scheme 'gopher'"
+
+    # a query that was waiting before the rejection fails on its next try, not at its deadline
+    waiting = WaitingQuery(
+        query='{"request_id": "r2", "task": "PSI", "product_id": "k2", "query": "q"}',
+        source_topic="caslie.queries",
+        source_partition=0,
+        source_offset=1,
+        first_seen=now(),
+        deadline=now() + 60,
+        not_before=now(),
+    )
+    [late] = waiting_stage.process([_inbound("queries.waiting", waiting)])
+    assert isinstance(late, Reject) and "product k2 was rejected" in late.message
+
+    # a later valid upsert deletes the marker and the product resolves
+    upsert = _outputs(router.process([_product("k2", title="Mug")])[0])
+    assert ("router.rejected", "k2", TOMBSTONE) in [(o.logical_topic, o.key, o.value) for o in upsert]
+    assert tables.rejected.get("k2") is None
+    [again] = router.process([_query(request_id="r3", task="PSI", product_id="k2", query="q")])
+    assert [o.logical_topic for o in _outputs(again)] == ["requests"]
+
+
+def test_only_catalog_records_with_a_product_id_are_remembered_as_rejected(
+    tmp_path: Path,
+) -> None:
+    router, _, tables = _router(tmp_path)
+    review = Failure("caslie.reviews", 0, 1, b"p1", b"{}", ErrorKind.SCHEMA, "bad")
+    garbage = Failure("caslie.catalog", 0, 2, None, b"\xff", ErrorKind.UNDECODABLE, "bad")
+    assert list(router.dead_lettered("reviews", review)) == []
+    assert list(router.dead_lettered("catalog", garbage)) == []
+    assert tables.rejected.all_keys() == []
 
 
 def test_one_failing_record_is_rejected_alone(
