@@ -34,7 +34,7 @@ class DlqEnvelope(Record):
     request_id: str | None = Field(default=None, max_length=512)
     #: The input, decoded as UTF-8 with replacement, configured fields and URL secrets
     #: redacted; whole up to ``dlq.payload_max_bytes`` (``caslie dlq replay`` re-drives it).
-    payload: str
+    payload: str = Field(max_length=1_000_000)
     #: Cut short (``caslie dlq replay`` refuses it).
     payload_truncated: bool = False
     #: Redaction changed it (a replay sends the redacted values).

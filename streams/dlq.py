@@ -100,7 +100,8 @@ def request_of(logical_topic: str, raw: bytes | None) -> tuple[str | None, str |
     if not isinstance(obj, dict):
         return None, None
     rid, task = obj.get("request_id"), obj.get("task")
-    return (rid if isinstance(rid, str) and rid else None), (task if isinstance(task, str) else None)
+    request_id = rid if isinstance(rid, str) and rid else None
+    return request_id, (task if isinstance(task, str) else None)
 
 
 def failure_record(

@@ -39,6 +39,7 @@ from schemas.tasks.resolving import Tables
 from streams.codec import TOMBSTONE, Tombstone, decode
 from streams.config import RouterSettings, Settings
 from streams.dlq import Failure
+from streams.redact import redact_text
 from streams.router.resolve import (
     MissingData,
     resolve,
@@ -47,7 +48,6 @@ from streams.router.resolve import (
     stored_review,
 )
 from streams.router.store import StateStore
-from streams.redact import redact_text
 from streams.router.tables import Table, TableFollower, state_dir
 from streams.stage import Emit, Inbound, Output, Reject, Result, handle_each
 from streams.topics import STAGE_LAYOUT

@@ -201,12 +201,15 @@ class Dispatcher:
         envelope = make_envelope(self.stage.name, failure, self.settings.dlq, request_id)
         key = failure.key.decode("utf-8", "replace") if failure.key else ""
         dedupe = f"dlq:{failure.topic}:{failure.partition}:{failure.offset}"
-        outputs = [(Output("dlq", key, envelope, dedupe), encode(envelope))]
+        outputs: list[tuple[Output, bytes | None]] = [
+            (Output("dlq", key, envelope, dedupe), encode(envelope))
+        ]
         ended = None
         if request_id is not None and self._ends_queries:
             ended = failure_record(self.stage.name, failure, request_id, task)
         if ended is not None:
-            out = Output("predictions", request_id or "", ended, f"{request_id}:failed")
+            rid = ended.request_id
+            out = Output("predictions", rid, ended, f"{rid}:failed")
             outputs.append((out, encode(ended)))
         if isinstance(self.stage, DeadLetterWatcher):
             extra = self.stage.dead_lettered(logical, failure)

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from schemas.base import now
 from schemas.dlq import ErrorKind
 from schemas.events import ClaimEvent, ProductEvent, ReviewEvent, parse_query
-from schemas.records import TaskRequest
+from schemas.records import PredictionFailure, TaskRequest, parse_prediction
 from schemas.router import RecentReviews, WaitingQuery
 from schemas.tasks.registry import get_task
 from streams.codec import TOMBSTONE, Tombstone, encode
@@ -24,6 +24,9 @@ from streams.dlq import Failure
 from streams.router.stages import RouterStage, RouterTables, WaitingStage
 from streams.router.store import StateStore
 from streams.stage import Emit, Inbound, Output, Reject, Result, WarmingStage
+from streams.topics import topic_name
+from tests.support.memory_broker import MemoryBroker, MemoryClients
+from tests.support.memory_runner import Running, make_runner, memory_settings, wait_until
 
 
 class RestoredFollower:
@@ -284,7 +287,8 @@ def test_a_query_naming_a_rejected_product_fails_at_once_with_the_reason(tmp_pat
 
     # a later valid upsert deletes the marker and the product resolves
     upsert = _outputs(router.process([_product("k2", title="Mug")])[0])
-    assert ("router.rejected", "k2", TOMBSTONE) in [(o.logical_topic, o.key, o.value) for o in upsert]
+    changes = [(o.logical_topic, o.key, o.value) for o in upsert]
+    assert ("router.rejected", "k2", TOMBSTONE) in changes
     assert tables.rejected.get("k2") is None
     [again] = router.process([_query(request_id="r3", task="PSI", product_id="k2", query="q")])
     assert [o.logical_topic for o in _outputs(again)] == ["requests"]
@@ -448,3 +452,33 @@ def test_claim_tasks_and_attribute_keys_are_checked() -> None:
         RouterSettings(claim_tasks=["DD", "DX"])
     with pytest.raises(ValueError, match="repeat"):
         RouterSettings(attribute_keys=["Brand", "Brand"])
+
+
+def test_on_the_runner_a_rejected_product_s_queries_end_with_the_true_reason(
+    tmp_path: Path,
+) -> None:
+    settings = memory_settings("exactly_once")
+    router, _, _ = _router(tmp_path, product_wait_s=0)
+    broker = MemoryBroker()
+    gopher = b'{"product_id": "k2", "title": "Mug", "images": [{"url": "gopher://h/a.png"}]}'
+    catalog, queries = topic_name(settings, "catalog"), topic_name(settings, "queries")
+    broker.append(catalog, gopher, key=b"k2")
+    with Running(make_runner(router, settings, MemoryClients(broker), "router")):
+        wait_until(lambda: broker.committed_offset("router", catalog) == 1, "product rejected")
+        for rid, pid in (("r1", "k2"), ("r2", "k3")):
+            query = {"request_id": rid, "task": "PSI", "product_id": pid, "query": "mug"}
+            broker.append(queries, orjson.dumps(query), key=rid.encode())
+        wait_until(lambda: broker.committed_offset("router", queries) == 2, "queries done")
+    by_id = {
+        key: parse_prediction(value)
+        for key, value, _ in broker.keyed(topic_name(settings, "predictions"))
+    }
+    assert set(by_id) == {b"r1", b"r2"}
+    rejected, never = by_id[b"r1"], by_id[b"r2"]
+    assert isinstance(rejected, PredictionFailure) and isinstance(never, PredictionFailure)
+    assert rejected.reason.startswith("product k2 was rejected: ")
+    assert "image url scheme 'gopher'" in rejected.reason
+    assert never.reason.startswith("product(s) k3 never arrived within 0s")
+    assert {rejected.stage, rejected.error_kind} == {"router", "unknown_product"}
+    [(key, marker, _)] = broker.keyed(topic_name(settings, "router.rejected"))
+    assert key == b"k2" and b"gopher" in marker
