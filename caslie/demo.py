@@ -175,6 +175,10 @@ def run_demo(
         if missing:
             console.print(f"[red]no prediction for {missing} after {elapsed:.0f}s[/]")
             return code[0] if code and code[0] else ExitCode.INCOMPLETE
+        failed = sorted(rid for rid, p in predictions.items() if p.get("status") == "failed")
+        if failed:
+            console.print(f"[red]{len(failed)} requests failed: {failed}[/]")
+            return ExitCode.INCOMPLETE
         console.print(f"[green]all {len(wanted)} requests answered in {elapsed:.0f}s[/]")
         return ExitCode.OK
     finally:
@@ -213,11 +217,14 @@ def _table(
             + f" -> {'kept' if v['keep'] else 'dropped'}"
             for v in record.get("verdicts", [])
         ]
-        answer = (
-            "(none)"
-            if pred is None
-            else (pred.get("option") or readable_answer(pred["label"])) + f"  [{pred['adapter']}]"
-        )
+        if pred is None:
+            answer = "(none)"
+        elif pred.get("status") == "failed":
+            answer = f"(failed at {pred['stage']}: {pred['reason']})"
+        else:
+            answer = (
+                pred.get("option") or readable_answer(pred["label"])
+            ) + f"  [{pred['adapter']}]"
         tokens = [
             f"{c['slot']} OCR: {c['ocr_tokens']}"
             for c in record.get("captions", [])
