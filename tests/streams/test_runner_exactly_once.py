@@ -98,7 +98,9 @@ def test_a_failure_record_commits_in_the_transaction_of_its_envelope(
     )
     assert isinstance(run_runner(crashing, timeout=60), RuntimeError)
     assert [r["request_id"] for r in _read_uncommitted(settings, "predictions", 1)] == ["reject-1"]
-    committed = consume_records(settings, "predictions", from_beginning=True, to_end=True)
+    committed = consume_records(
+        settings, "predictions", from_beginning=True, to_end=True, idle_timeout=10
+    )
     assert list(committed) == [], "the aborted failure record is invisible"
 
     failures, done = collect_in_background(settings, "predictions", 1)
@@ -110,7 +112,7 @@ def test_a_failure_record_commits_in_the_transaction_of_its_envelope(
         "copy",
         "rejected by the stage",
     )
-    envelopes = consume_records(settings, "dlq", from_beginning=True, to_end=True)
+    envelopes = consume_records(settings, "dlq", from_beginning=True, to_end=True, idle_timeout=10)
     assert [orjson.loads(e)["request_id"] for e in envelopes] == ["reject-1"]
     assert committed_total(settings, "g-eos-fail") == 1
 
