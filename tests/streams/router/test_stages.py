@@ -482,3 +482,28 @@ def test_on_the_runner_a_rejected_product_s_queries_end_with_the_true_reason(
     assert {rejected.stage, rejected.error_kind} == {"router", "unknown_product"}
     [(key, marker, _)] = broker.keyed(topic_name(settings, "router.rejected"))
     assert key == b"k2" and b"gopher" in marker
+
+
+def test_on_the_runner_a_query_whose_product_never_comes_fails_after_the_wait(
+    tmp_path: Path,
+) -> None:
+    settings = memory_settings("at_least_once")
+    router, waiting_stage, _ = _router(tmp_path, product_wait_s=0.3, retry_interval_s=0.05)
+    broker = MemoryBroker()
+    query = {"request_id": "r1", "task": "PSI", "product_id": "k9", "query": "mug"}
+    broker.append(topic_name(settings, "queries"), orjson.dumps(query), key=b"r1")
+    predictions = topic_name(settings, "predictions")
+    clients = MemoryClients(broker)
+    started = now()
+    with (
+        Running(make_runner(router, settings, clients, "router")),
+        Running(make_runner(waiting_stage, settings, clients, "router.waiting")),
+    ):
+        wait_until(lambda: bool(broker.values(predictions)), "the failure")
+    [(key, value, dedupe)] = broker.keyed(predictions)
+    failure = parse_prediction(value)
+    assert isinstance(failure, PredictionFailure) and (key, dedupe) == (b"r1", "r1:failed")
+    assert failure.stage == "router.waiting"
+    assert failure.reason.startswith("product(s) k9 never arrived within 0.3s")
+    assert failure.failed_at - started >= 0.3
+    assert len(broker.values(topic_name(settings, "queries.waiting"))) >= 2  # it did wait
