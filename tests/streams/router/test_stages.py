@@ -489,16 +489,20 @@ def test_on_the_runner_a_query_whose_product_never_comes_fails_after_the_wait(
 ) -> None:
     settings = memory_settings("at_least_once")
     router, waiting_stage, _ = _router(tmp_path, product_wait_s=0.3, retry_interval_s=0.05)
-    broker = MemoryBroker()
     query = {"request_id": "r1", "task": "PSI", "product_id": "k9", "query": "mug"}
-    broker.append(topic_name(settings, "queries"), orjson.dumps(query), key=b"r1")
+    queries, waiting = topic_name(settings, "queries"), topic_name(settings, "queries.waiting")
     predictions = topic_name(settings, "predictions")
-    clients = MemoryClients(broker)
     started = now()
-    with (
-        Running(make_runner(router, settings, clients, "router")),
-        Running(make_runner(waiting_stage, settings, clients, "router.waiting")),
-    ):
+    # the memory broker has one group member at a time: the router's stages run one by one
+    first = MemoryBroker()
+    first.append(queries, orjson.dumps(query), key=b"r1")
+    with Running(make_runner(router, settings, MemoryClients(first), "router")):
+        wait_until(lambda: bool(first.values(waiting)), "the query waits")
+    assert first.values(predictions) == []
+    broker = MemoryBroker()
+    for key, value, _ in first.keyed(waiting):
+        broker.append(waiting, value, key=key)
+    with Running(make_runner(waiting_stage, settings, MemoryClients(broker), "router.waiting")):
         wait_until(lambda: bool(broker.values(predictions)), "the failure")
     [(key, value, dedupe)] = broker.keyed(predictions)
     failure = parse_prediction(value)
