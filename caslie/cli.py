@@ -1050,10 +1050,17 @@ def dlq_replay(
     """
     from confluent_kafka import KafkaException
 
+    from schemas.dlq import ErrorKind
     from streams.exceptions import StreamError
     from streams.replay import NotReplayable, Selection, check_replayable, read_envelopes, select
     from streams.replay import replay as do_replay
 
+    unknown = sorted(set(kind or ()) - {k.value for k in ErrorKind})
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown error kind(s) {', '.join(unknown)}; known: {', '.join(ErrorKind)}",
+            param_hint="--kind",
+        )
     settings = _settings(ctx)
     selection = Selection(
         request_ids=frozenset(request_id or ()),

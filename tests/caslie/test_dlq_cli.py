@@ -18,8 +18,6 @@ from streams.replay import REPLAY_HEADER
 from streams.topics import topic_name
 from tests.support.runner import request_bytes
 
-pytestmark = pytest.mark.kafka
-
 
 def _dead_letter(settings: Settings, rid: str, offset: int, cut: bool = False) -> bytes:
     """Put the envelope of a rejected request on the DLQ; the request's bytes."""
@@ -62,6 +60,22 @@ def _requests(settings: Settings) -> list[Record]:
     return found
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--kind", "bogus"], "unknown error kind(s) bogus; known: undecodable"),
+        (["--since", "yesterday"], "'yesterday' is neither seconds since the epoch nor"),
+        (["--max", "0"], "greater than or equal to 1"),
+    ],
+)
+def test_replay_refuses_bad_options_before_reading(args: list[str], says: str) -> None:
+    env = {"CASLIE_BOOTSTRAP_SERVERS": "127.0.0.1:9"}  # nothing listens: never reached
+    result = CliRunner().invoke(app, ["dlq", "replay", *args], env=env)
+    assert result.exit_code == 2
+    assert says in " ".join(result.stderr.replace("│", " ").split())  # out of rich's box
+
+
+@pytest.mark.kafka
 def test_replay_round_trip(kafka_settings: Settings, kafka_env: dict[str, str]) -> None:
     r1, r2 = _dead_letter(kafka_settings, "r-1", 4), _dead_letter(kafka_settings, "r-2", 5)
     _dead_letter(kafka_settings, "r-3", 6, cut=True)
