@@ -1,5 +1,5 @@
 """The ``caslie`` command: broker, topics, produce, consume, run, schemas, demo, bench,
-retrain, eval, rollback."""
+retrain, eval, rollback, dlq."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ dataset_app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(schemas_app, name="schemas")
+dlq_app = typer.Typer(help="The dead-letter queue: replay chosen envelopes.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 
 ConfigOption = Annotated[
     Path | None,
@@ -1236,6 +1238,96 @@ def schemas_export(
         _fail(ExitCode.OUTPUT_UNWRITABLE, f"cannot write {exc.filename or target}: {exc.strerror}")
     for path in written:
         typer.echo(str(path))
+
+
+def _since(text: str | None) -> float | None:
+    """``--since``: seconds since the epoch, or an ISO 8601 time (UTC unless it says)."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither seconds since the epoch nor an ISO 8601 time",
+            param_hint="--since",
+        ) from None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ctx: typer.Context,
+    request_id: Annotated[
+        list[str] | None,
+        typer.Option("--request-id", help="Envelopes of this request (repeatable)."),
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Error kind, e.g. processing (repeatable).")
+    ] = None,
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", help="Stage that gave up (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Failed at or after: epoch seconds or ISO 8601 (e.g. 2026-12-01T18:00)."),
+    ] = None,
+    max_records: Annotated[
+        int | None, typer.Option("--max", min=1, help="Replay at most N envelopes.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be replayed; produce nothing.")
+    ] = False,
+) -> None:
+    """Re-drive dead-lettered records to their source topic with their original key.
+
+    Reads the DLQ once to its end; every filter given must match. Exit code 1 when a chosen
+    envelope cannot be replayed (its payload was truncated): nothing is produced then.
+    """
+    from confluent_kafka import KafkaException
+
+    from schemas.dlq import ErrorKind
+    from streams.exceptions import StreamError
+    from streams.replay import NotReplayable, Selection, check_replayable, read_envelopes, select
+    from streams.replay import replay as do_replay
+
+    unknown = sorted(set(kind or ()) - {k.value for k in ErrorKind})
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown error kind(s) {', '.join(unknown)}; known: {', '.join(ErrorKind)}",
+            param_hint="--kind",
+        )
+    settings = _settings(ctx)
+    selection = Selection(
+        request_ids=frozenset(request_id or ()),
+        kinds=frozenset(kind or ()),
+        stages=frozenset(stage or ()),
+        since=_since(since),
+        max_records=max_records,
+    )
+    try:
+        chosen = select(read_envelopes(settings), selection)
+        if dry_run:
+            check_replayable(settings, chosen)
+            for e in chosen:
+                typer.echo(
+                    f"{e.topic} key={e.key} request_id={e.request_id} {e.stage} "
+                    f"{e.error_kind.value}: {e.message[:120]}"
+                )
+            typer.echo(f"would replay {len(chosen)} envelope(s)")
+            return
+        typer.echo(f"replayed {do_replay(settings, chosen)} envelope(s)")
+    except (NotReplayable, KeyError) as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(ExitCode.INVALID_INPUT) from None
+    except (StreamError, KafkaException) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.UNAVAILABLE) from None
 
 
 def main() -> None:

@@ -164,6 +164,10 @@ def run_demo(
         if missing:
             console.print(f"[red]no prediction for {missing} after {elapsed:.0f}s[/]")
             return code[0] if code and code[0] else ExitCode.INCOMPLETE
+        failed = sorted(rid for rid, p in predictions.items() if p.get("status") == "failed")
+        if failed:
+            console.print(f"[red]{len(failed)} requests failed: {failed}[/]")
+            return ExitCode.INCOMPLETE
         console.print(f"[green]all {len(wanted)} requests answered in {elapsed:.0f}s[/]")
         if not train_shop:
             return ExitCode.OK

@@ -29,7 +29,7 @@ from schemas.records import (
     PredictionFailure,
     TaskRequest,
 )
-from schemas.router import RecentReviews, WaitingQuery
+from schemas.router import RecentReviews, RejectedProduct, WaitingQuery
 
 #: Logical topic name -> the type its values must validate as.
 TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
@@ -55,6 +55,7 @@ TOPIC_TYPES: MappingProxyType[str, Any] = MappingProxyType(
         "router.claims": ClaimEvent,
         "router.listings": ListingEvent,
         "router.aspect_schemas": AspectSchemaEvent,
+        "router.rejected": RejectedProduct,
         "accumulator.state": JoinState,
     }
 )

@@ -15,6 +15,17 @@ class RecentReviews(Record):
     reviews: list[ReviewEvent] = Field(max_length=100)
 
 
+class RejectedProduct(Record):
+    """A catalog record the router dead-lettered (topic ``router.rejected``, compacted by
+    product): a query naming a product that is absent from the table but rejected here fails
+    at once with this reason instead of waiting for it. A later valid upsert or delete of the
+    product deletes the marker."""
+
+    product_id: Identifier
+    reason: str = Field(min_length=1, max_length=1_000)
+    rejected_at: float
+
+
 class WaitingQuery(BaseModel):
     """A query whose products have not arrived yet (topic ``queries.waiting``).
 

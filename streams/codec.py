@@ -21,11 +21,20 @@ from streams.exceptions import DecodeFailure
 MAX_RECORD_BYTES = 1_000_000
 #: Topics on which a record without a value deletes its key.
 TOMBSTONE_TOPICS = frozenset(
-    {"catalog", "router.products", "router.reviews", "router.claims", "accumulator.state"}
+    {
+        "catalog",
+        "router.products",
+        "router.reviews",
+        "router.claims",
+        "router.rejected",
+        "accumulator.state",
+    }
 )
 #: Changelogs that the router writes: JSON ``null`` there is a tombstone too (what
 #: :func:`encode` makes of one, for a producer that cannot send a null value).
-_CHANGELOGS = frozenset({"router.products", "router.reviews", "router.claims", "accumulator.state"})
+_CHANGELOGS = frozenset(
+    {"router.products", "router.reviews", "router.claims", "router.rejected", "accumulator.state"}
+)
 
 
 class Tombstone(BaseModel):

@@ -37,8 +37,10 @@ class DlqSettings(_Section):
     #: Stop the stage when the invalid share of the last ``window`` records exceeds this.
     max_ratio: float = Field(default=0.95, gt=0, le=1)
     window: int = Field(default=500, ge=10)
-    #: Bytes of the offending payload kept in the envelope.
-    payload_max_bytes: int = Field(default=4096, ge=0)
+    #: Bytes of the offending payload kept in the envelope: whole records by default, so
+    #: ``caslie dlq replay`` can re-drive them (an envelope must stay under the broker's
+    #: message limit, about 1 MB; longer payloads are cut and marked ``payload_truncated``).
+    payload_max_bytes: int = Field(default=900_000, ge=0)
     #: JSON fields (at any depth; in broken JSON text too) replaced by ``"<redacted>"`` in
     #: envelopes. URL user info and credential query parameters are always redacted.
     redact_fields: list[str] = Field(default_factory=list)

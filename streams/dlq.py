@@ -1,7 +1,15 @@
-"""Dead-letter envelopes and the limits that stop a stage fed only garbage.
+"""Dead-letter envelopes, the failure records that end their queries, and the limits that
+stop a stage fed only garbage.
 
 An envelope's payload and message pass through :mod:`streams.redact` (URL user info,
-credential query parameters, the ``dlq.redact_fields`` values) before any truncation.
+credential query parameters, the ``dlq.redact_fields`` values) before any truncation. The
+payload is kept whole up to ``dlq.payload_max_bytes`` and the broker's record limit, so
+``caslie dlq replay`` can re-drive it; only a longer one is cut (``payload_truncated``).
+
+A record that carries a request (:data:`~streams.topics.QUERY_TOPICS`), readable enough to
+find its ``request_id`` even when it fails validation, also ends its query:
+:func:`failure_record` is the :class:`~schemas.records.PredictionFailure` the runner
+produces on ``predictions`` beside the envelope.
 """
 
 from __future__ import annotations
@@ -9,13 +17,26 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 
+import orjson
+from pydantic import ValidationError
+
 from schemas.base import now
 from schemas.dlq import DlqEnvelope, ErrorKind
+from schemas.records import PredictionFailure
+from streams.codec import MAX_RECORD_BYTES, encode
 from streams.config import DlqSettings
 from streams.exceptions import DlqLimitExceeded
 from streams.redact import REDACTED, redact_payload, redact_text
 
-__all__ = ["NOT_GARBAGE", "REDACTED", "DlqPolicy", "Failure", "make_envelope"]
+__all__ = [
+    "NOT_GARBAGE",
+    "REDACTED",
+    "DlqPolicy",
+    "Failure",
+    "failure_record",
+    "make_envelope",
+    "request_of",
+]
 
 #: Error kinds that say nothing about the input being garbage (see ``DlqPolicy``).
 NOT_GARBAGE = frozenset({ErrorKind.UNKNOWN_PRODUCT})
@@ -34,23 +55,71 @@ class Failure:
     message: str
 
 
-def make_envelope(stage: str, failure: Failure, settings: DlqSettings) -> DlqEnvelope:
+def make_envelope(
+    stage: str, failure: Failure, settings: DlqSettings, request_id: str | None = None
+) -> DlqEnvelope:
+    """The envelope of ``failure``: its payload redacted, whole unless it is longer than
+    ``settings.payload_max_bytes`` or the envelope would pass the broker's record limit
+    (JSON escaping can make it longer than the payload), then cut and marked truncated."""
     raw = failure.value or b""
     shown = redact_payload(raw, settings.redact_fields)
-    cut = shown[: settings.payload_max_bytes]
-    return DlqEnvelope(
-        stage=stage,
-        topic=failure.topic,
-        partition=failure.partition,
-        offset=failure.offset,
-        error_kind=failure.kind,
-        message=redact_text(failure.message)[:8000],
-        key=failure.key.decode("utf-8", "replace")[:512] if failure.key else None,
-        payload=cut.decode("utf-8", "replace"),
-        payload_truncated=len(cut) < len(shown),
-        payload_bytes=len(raw),
-        failed_at=now(),
-    )
+    limit = settings.payload_max_bytes
+    while True:
+        cut = shown[:limit]
+        envelope = DlqEnvelope(
+            stage=stage,
+            topic=failure.topic,
+            partition=failure.partition,
+            offset=failure.offset,
+            error_kind=failure.kind,
+            message=redact_text(failure.message)[:8000],
+            key=failure.key.decode("utf-8", "replace")[:512] if failure.key else None,
+            request_id=request_id[:512] if request_id else None,
+            payload=cut.decode("utf-8", "replace"),
+            payload_truncated=len(cut) < len(shown),
+            payload_redacted=shown != raw,
+            payload_bytes=len(raw),
+            failed_at=now(),
+        )
+        size = len(encode(envelope))
+        if size <= MAX_RECORD_BYTES or not cut:
+            return envelope
+        limit = max(0, len(cut) - (size - MAX_RECORD_BYTES) - 1024)
+
+
+def request_of(logical_topic: str, raw: bytes | None) -> tuple[str | None, str | None]:
+    """The ``request_id`` and ``task`` a record of ``logical_topic`` carries, where its bytes
+    are JSON readable enough to say (schema-invalid records included); ``(None, None)`` else.
+    A ``queries.waiting`` record carries its query as JSON text."""
+    try:
+        obj = orjson.loads(raw or b"")
+        if logical_topic == "queries.waiting" and isinstance(obj, dict):
+            obj = orjson.loads(obj.get("query", ""))
+    except (orjson.JSONDecodeError, TypeError):
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    rid, task = obj.get("request_id"), obj.get("task")
+    request_id = rid if isinstance(rid, str) and rid else None
+    return request_id, (task if isinstance(task, str) else None)
+
+
+def failure_record(
+    stage: str, failure: Failure, request_id: str, task: str | None
+) -> PredictionFailure | None:
+    """The record that ends the query ``request_id`` (the true reason, redacted); ``None``
+    when the id cannot be a valid one (nothing could be keyed by it)."""
+    try:
+        return PredictionFailure(
+            request_id=request_id,
+            task=task if task and len(task) <= 64 else None,
+            stage=stage,
+            error_kind=failure.kind.value,
+            reason=redact_text(failure.message)[:2000] or failure.kind.value,
+            failed_at=now(),
+        )
+    except ValidationError:
+        return None
 
 
 class DlqPolicy:

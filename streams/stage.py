@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from schemas.dlq import ErrorKind
+
+if TYPE_CHECKING:
+    from streams.dlq import Failure
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,15 @@ class FinishingStage(Protocol):
     writes what it holds. Anything it cannot finish must still be safe (committed state)."""
 
     def finish(self) -> None: ...
+
+
+@runtime_checkable
+class DeadLetterWatcher(Protocol):
+    """A stage told of each of its input records the runner dead-letters (undecodable,
+    invalid, rejected): the router remembers rejected products so their queries fail with
+    the true reason."""
+
+    def dead_lettered(self, logical_topic: str, failure: Failure) -> Sequence[Output]:
+        """Records to produce with the envelope (in its transaction, exactly-once); must not
+        raise."""
+        ...

@@ -51,11 +51,17 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("router.claims", key="claim_id", compacted=True),
     TopicSpec("router.listings", key="listing_id", compacted=True),
     TopicSpec("router.aspect_schemas", key="category", compacted=True),
+    # Catalog records the router dead-lettered: queries naming them fail with the reason.
+    TopicSpec("router.rejected", key="product_id", compacted=True),
     # The accumulator's joins in progress (records waiting for labels, labels for records,
     # finished rows not yet in a shard): its state, like the router's tables.
     TopicSpec("accumulator.state", key="request_id", compacted=True),
 )
 BY_LOGICAL = {spec.logical: spec for spec in TOPICS}
+#: Topics whose records are a query on its way to an answer: one of them that a pipeline stage
+#: (not a side stage) dead-letters ends its query with a ``PredictionFailure`` on
+#: ``predictions`` (:mod:`streams.runner.dispatch`).
+QUERY_TOPICS = frozenset({"queries", "queries.waiting", "requests", "captioned", "enriched"})
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ LAYOUT: tuple[StageLayout, ...] = (
             "router.claims",
             "router.listings",
             "router.aspect_schemas",
+            "router.rejected",
         ),
     ),
     StageLayout("router.waiting", ("queries.waiting",), ("requests", "queries.waiting")),

@@ -77,11 +77,13 @@ class MemoryTables:
 
 class MissingData(Exception):
     """Something the query needs is not known (yet): products, reviews, a claim, a listing
-    or its category's aspect schema."""
+    or its category's aspect schema; ``products``: the ids of the missing products, if that
+    is what is missing (the router tells a rejected product from one not arrived yet)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, products: tuple[str, ...] = ()) -> None:
         super().__init__(what)
         self.what = what
+        self.products = products
 
 
 def products_of(ids: list[str], tables: Tables) -> dict[str, ProductEvent]:
@@ -95,7 +97,7 @@ def products_of(ids: list[str], tables: Tables) -> dict[str, ProductEvent]:
         else:
             found[pid] = product
     if missing:
-        raise MissingData(f"unknown product(s): {', '.join(missing)}")
+        raise MissingData(f"unknown product(s): {', '.join(missing)}", tuple(missing))
     return found
 
 

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from schemas.base import now
 from schemas.dlq import ErrorKind
 from schemas.events import (
@@ -31,11 +33,13 @@ from schemas.events import (
     ReviewEvent,
 )
 from schemas.records import TaskRequest
-from schemas.router import RecentReviews, WaitingQuery
+from schemas.router import RecentReviews, RejectedProduct, WaitingQuery
 from schemas.tasks.registry import get_task
 from schemas.tasks.resolving import Tables
 from streams.codec import TOMBSTONE, Tombstone, decode
 from streams.config import RouterSettings, Settings
+from streams.dlq import Failure
+from streams.redact import redact_text
 from streams.router.resolve import (
     MissingData,
     resolve,
@@ -66,6 +70,8 @@ class RouterTables:
         self.aspect_schemas: Table[AspectSchemaEvent] = Table(
             "router.aspect_schemas", AspectSchemaEvent, store
         )
+        #: Products whose catalog record the router dead-lettered, with the reason.
+        self.rejected: Table[RejectedProduct] = Table("router.rejected", RejectedProduct, store)
 
     @classmethod
     def open(cls, settings: Settings) -> RouterTables:
@@ -92,7 +98,14 @@ class RouterTables:
         """A follower that keeps these tables up to date from their changelogs."""
         tables: dict[str, Table[Any]] = {
             t.logical_topic: t
-            for t in (self.products, self.reviews, self.claims, self.listings, self.aspect_schemas)
+            for t in (
+                self.products,
+                self.reviews,
+                self.claims,
+                self.listings,
+                self.aspect_schemas,
+                self.rejected,
+            )
         }
         return TableFollower(settings, self.store, tables)
 
@@ -139,18 +152,29 @@ class _Resolving:
         may_give_up: bool = True,
     ) -> Result:
         """The request (resolved against ``tables``, default this replica's), else the query
-        back on ``queries.waiting``; past its deadline (and ``may_give_up``) the DLQ with what
-        is missing."""
+        back on ``queries.waiting``. The DLQ (and so a failure on ``predictions``) at once
+        when a missing product was rejected ("product k2 was rejected: <reason>"), or past
+        its deadline (and ``may_give_up``) with what never arrived."""
         try:
             request = resolve(self.with_defaults(query), tables or self.tables)
         except MissingData as exc:
-            if may_give_up and now() >= waiting.deadline:
-                waited = now() - waiting.first_seen
+            rejected = [r for r in map(self.tables.rejected.get, exc.products) if r is not None]
+            if rejected:
                 return Reject(
                     ErrorKind.UNKNOWN_PRODUCT,
-                    f"{exc.what} (waited {waited:.1f}s, {waiting.attempts} retries; "
-                    f"origin {waiting.source_topic}[{waiting.source_partition}]"
-                    f"@{waiting.source_offset})",
+                    "; ".join(f"product {r.product_id} was rejected: {r.reason}" for r in rejected),
+                )
+            if may_give_up and now() >= waiting.deadline:
+                what = (
+                    f"product(s) {', '.join(exc.products)} never arrived"
+                    if exc.products
+                    else f"{exc.what}: never arrived"
+                )
+                return Reject(
+                    ErrorKind.UNKNOWN_PRODUCT,
+                    f"{what} within {self.settings.product_wait_s:g}s "
+                    f"({waiting.attempts} retries; origin {waiting.source_topic}"
+                    f"[{waiting.source_partition}]@{waiting.source_offset})",
                 )
             again = waiting.model_copy(
                 update={
@@ -189,14 +213,43 @@ class RouterStage(_Resolving):
             case query:
                 return self._on_query(item, query)  # type: ignore[arg-type]
 
+    def dead_lettered(self, logical_topic: str, failure: Failure) -> list[Output]:
+        """A catalog record dead-lettered: remember its product as rejected, with the reason
+        (``router.rejected``), when its JSON or key names a valid product id."""
+        if logical_topic != "catalog" or failure.value is None:
+            return []
+        pid = _product_id(failure)
+        try:
+            marker = RejectedProduct(
+                product_id=pid or "",
+                reason=redact_text(failure.message)[:1000] or failure.kind.value,
+                rejected_at=now(),
+            )
+        except ValueError:  # no usable product id: nothing to remember
+            return []
+        token = f"{marker.product_id}:rejected@{failure.partition}:{failure.offset}"
+        self.tables.rejected.put(marker.product_id, marker, token)
+        return [Output("router.rejected", marker.product_id, marker, token)]
+
+    def _unrejected(self, item: Inbound, product_id: str) -> list[Output]:
+        """The delete of a product's rejection marker, if it has one (a valid upsert or a
+        delete came after the rejected record)."""
+        if self.tables.rejected.get(product_id) is None:
+            return []
+        token = _token(item, f"{product_id}:unrejected")
+        self.tables.rejected.put(product_id, None, token)
+        return [Output("router.rejected", product_id, TOMBSTONE, token)]
+
     def _on_delete(self, item: Inbound, product_id: str | None = None) -> Result:
         if product_id is None:
             if not item.key:
                 return Reject(ErrorKind.SCHEMA, "a catalog tombstone needs the product id as key")
             product_id = item.key.decode("utf-8", "replace")
         token = _token(item, f"{product_id}:deleted")
+        outputs = [Output("router.products", product_id, TOMBSTONE, token)]
+        outputs += self._unrejected(item, product_id)
         self.tables.products.put(product_id, None, token)
-        return Emit([Output("router.products", product_id, TOMBSTONE, token)])
+        return Emit(outputs)
 
     def _on_product(self, item: Inbound, product: ProductEvent) -> Result:
         pid = product.product_id
@@ -208,6 +261,7 @@ class RouterStage(_Resolving):
             request = get_task("CC").for_product(product)
             if request is not None:
                 outputs.append(_request_output(request))
+        outputs += self._unrejected(item, pid)
         self.tables.products.put(pid, kept, token)  # last: nothing above may fail after it
         return Emit(outputs)
 
@@ -346,6 +400,19 @@ class _WithPending:
 
     def aspect_schema(self, category: str) -> AspectSchemaEvent | None:
         return self._tables.aspect_schema(category)
+
+
+def _product_id(failure: Failure) -> str | None:
+    """The product id of a dead-lettered catalog record: its JSON's ``product_id`` where
+    readable, else its key."""
+    try:
+        obj = orjson.loads(failure.value or b"")
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict) and isinstance(obj.get("product_id"), str):
+        pid: str = obj["product_id"]
+        return pid
+    return failure.key.decode("utf-8", "replace") if failure.key else None
 
 
 def _token(item: Inbound, what: str) -> str:

@@ -39,6 +39,7 @@ FAMILIES = {
     "router.claims": "claims",
     "router.listings": "listings",
     "router.aspect_schemas": "aspect_schemas",
+    "router.rejected": "rejected",
 }
 _POSITIONS = "positions"
 _MB = 1 << 20

@@ -5,6 +5,12 @@ learns how many outputs it produced, and each delivery report acknowledges one; 
 that cannot be decoded, is rejected by the stage or makes it raise goes to the DLQ instead
 (one envelope, acknowledged the same way). Whether an exception is the record's fault or
 the end of the stage is the stage's call (:func:`is_fatal`).
+
+A dead-lettered record of a query on its way (:data:`~streams.topics.QUERY_TOPICS`) at a
+pipeline stage also ends its query: a :class:`~schemas.records.PredictionFailure` keyed by
+its request id goes to ``predictions`` with the envelope (``caslie-id``
+``<request id>:failed``), in the same transaction in exactly-once mode. A
+:class:`~streams.stage.DeadLetterWatcher` stage adds its own records to both.
 """
 
 from __future__ import annotations
@@ -19,12 +25,21 @@ from schemas.dlq import ErrorKind
 from streams import metrics
 from streams.codec import MAX_RECORD_BYTES, decode, encode, encode_value
 from streams.config import Settings
-from streams.dlq import DlqPolicy, Failure, make_envelope
+from streams.dlq import DlqPolicy, Failure, failure_record, make_envelope, request_of
 from streams.exceptions import DecodeFailure, DeliveryFailed
 from streams.offsets import OffsetTracker, TopicPartition
 from streams.runner.handoff import Chunk
-from streams.stage import Emit, FatalStageError, Inbound, Output, Reject, Result, Stage
-from streams.topics import logical_name, topic_name
+from streams.stage import (
+    DeadLetterWatcher,
+    Emit,
+    FatalStageError,
+    Inbound,
+    Output,
+    Reject,
+    Result,
+    Stage,
+)
+from streams.topics import QUERY_TOPICS, SIDE_STAGES, logical_name, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +82,8 @@ class Dispatcher:
         self._policy_before = self._policy.snapshot()
         self._logical = {t: logical_name(settings, t) for t in _topics(settings, stage)}
         self._physical: dict[str, str] = {}
+        #: A side stage (the accumulator) reads records of queries answered already.
+        self._ends_queries = stage.name not in {s.name for s in SIDE_STAGES}
 
     def undo(self) -> None:
         """The last batch was undone (its transaction aborted): its invalid records will be
@@ -177,23 +194,40 @@ class Dispatcher:
     def _send_dlq(self, failure: Failure, epoch: int) -> None:
         self._policy.check_invalid(self.stage.name, failure.kind)
         tp = (failure.topic, failure.partition)
-        if not self._tracker.expect(tp, failure.offset, 1, epoch):
+        logical = self._logical[failure.topic]
+        request_id, task = request_of(logical, failure.value)
+        if logical not in QUERY_TOPICS:
+            request_id = task = None
+        envelope = make_envelope(self.stage.name, failure, self.settings.dlq, request_id)
+        key = failure.key.decode("utf-8", "replace") if failure.key else ""
+        dedupe = f"dlq:{failure.topic}:{failure.partition}:{failure.offset}"
+        outputs: list[tuple[Output, bytes | None]] = [
+            (Output("dlq", key, envelope, dedupe), encode(envelope))
+        ]
+        ended = None
+        if request_id is not None and self._ends_queries:
+            ended = failure_record(self.stage.name, failure, request_id, task)
+        if ended is not None:
+            rid = ended.request_id
+            out = Output("predictions", rid, ended, f"{rid}:failed")
+            outputs.append((out, encode(ended)))
+        if isinstance(self.stage, DeadLetterWatcher):
+            extra = self.stage.dead_lettered(logical, failure)
+            outputs += [(out, encode_value(out.value)) for out in extra]
+        if not self._tracker.expect(tp, failure.offset, len(outputs), epoch):
             return  # revoked or rewound meanwhile
-        envelope = make_envelope(self.stage.name, failure, self.settings.dlq)
         metrics.DLQ_RECORDS.labels(self.stage.name, failure.kind.value).inc()
         log.warning(
-            "dead-lettered %s[%d]@%d: %s: %s",
+            "dead-lettered %s[%d]@%d%s: %s: %s",
             failure.topic,
             failure.partition,
             failure.offset,
+            f" (request {request_id})" if request_id else "",
             failure.kind,
             failure.message,
         )
-        dedupe = f"dlq:{failure.topic}:{failure.partition}:{failure.offset}"
-        key = failure.key.decode("utf-8", "replace") if failure.key else ""
-        self._produce(
-            Output("dlq", key, envelope, dedupe), encode(envelope), tp, failure.offset, epoch
-        )
+        for out, data in outputs:
+            self._produce(out, data, tp, failure.offset, epoch)
 
 
 def _topics(settings: Settings, stage: Stage) -> list[str]:

@@ -4,8 +4,9 @@ import orjson
 import pytest
 
 from schemas.dlq import ErrorKind
+from streams.codec import MAX_RECORD_BYTES, encode
 from streams.config import DlqSettings
-from streams.dlq import REDACTED, DlqPolicy, Failure, make_envelope
+from streams.dlq import REDACTED, DlqPolicy, Failure, failure_record, make_envelope, request_of
 from streams.exceptions import DlqLimitExceeded
 
 
@@ -48,6 +49,43 @@ def test_envelope_redacts_url_credentials_in_payload_and_message() -> None:
         assert secret not in envelope.payload and secret not in envelope.message
     assert "https://<redacted>@cdn.example.com/a.png" in envelope.payload
     assert envelope.message.startswith("cannot fetch https://<redacted>@cdn.example.com")
+
+
+def test_envelope_keeps_the_whole_record_and_its_request_id() -> None:
+    value = orjson.dumps({"request_id": "r-7", "text": "y" * 200_000})
+    envelope = make_envelope("router", _failure(value), DlqSettings(), request_id="r-7")
+    assert envelope.payload.encode() == value
+    assert not envelope.payload_truncated and not envelope.payload_redacted
+    assert envelope.request_id == "r-7"
+
+
+def test_envelope_stays_under_the_record_limit_when_escaping_makes_it_longer() -> None:
+    value = b'"' * 800_000  # each byte escapes to two in the envelope's JSON
+    envelope = make_envelope("router", _failure(value), DlqSettings())
+    assert envelope.payload_truncated
+    assert len(encode(envelope)) <= MAX_RECORD_BYTES
+    assert envelope.payload_bytes == len(value)
+
+
+def test_request_of_reads_invalid_json_records_and_waiting_queries() -> None:
+    assert request_of("requests", b'{"request_id": "r1", "task": "SA", "inputs": 5}') == (
+        "r1",
+        "SA",
+    )
+    waiting = orjson.dumps({"query": '{"request_id": "r2", "task": "PSI"}', "deadline": "x"})
+    assert request_of("queries.waiting", waiting) == ("r2", "PSI")
+    for raw in (b"\xff", b"[1]", b'{"request_id": 5}', b"{broken", None):
+        assert request_of("queries", raw) == (None, None)
+
+
+def test_failure_record_redacts_its_reason_and_refuses_unusable_ids() -> None:
+    failure = Failure(
+        "caslie.requests", 0, 1, None, b"", ErrorKind.PROCESSING, "GET https://u:pw@h/x failed"
+    )
+    record = failure_record("captioner", failure, "r1", "SA")
+    assert record is not None and "pw" not in record.reason
+    assert (record.request_id, record.task, record.error_kind) == ("r1", "SA", "processing")
+    assert failure_record("captioner", failure, "x" * 300, None) is None
 
 
 def test_envelope_of_binary_payload() -> None:

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from schemas.records import PredictionFailure, parse_prediction
 from streams.config import Settings
 from streams.consume import consume_records
 from streams.runner import StageRunner
@@ -82,6 +83,38 @@ class _Wrapped(KafkaClients):
 
     def producer(self, config: dict[str, Any]) -> Producer:
         return self._wrap(Producer(config))  # type: ignore[no-any-return]
+
+
+def test_a_failure_record_commits_in_the_transaction_of_its_envelope(
+    kafka_settings: Settings,
+) -> None:
+    """A rejected request's failure on ``predictions`` is written with its DLQ envelope and
+    input offset: an aborted transaction leaves neither visible, the next one commits one of
+    each."""
+    settings = _eos(kafka_settings)
+    produce_requests(settings, [request_bytes("reject-1")])
+    crashing = StageRunner(
+        CopyStage(), settings, group_id="g-eos-fail", clients=_Wrapped(_FailsBeforeCommit)
+    )
+    assert isinstance(run_runner(crashing, timeout=60), RuntimeError)
+    assert [r["request_id"] for r in _read_uncommitted(settings, "predictions", 1)] == ["reject-1"]
+    committed = consume_records(
+        settings, "predictions", from_beginning=True, to_end=True, idle_timeout=10
+    )
+    assert list(committed) == [], "the aborted failure record is invisible"
+
+    failures, done = collect_in_background(settings, "predictions", 1)
+    assert run_runner(StageRunner(CopyStage(), settings, group_id="g-eos-fail"), done) is None
+    [failure] = [parse_prediction(orjson.dumps(f)) for f in failures]
+    assert isinstance(failure, PredictionFailure)
+    assert (failure.request_id, failure.stage, failure.reason) == (
+        "reject-1",
+        "copy",
+        "rejected by the stage",
+    )
+    envelopes = consume_records(settings, "dlq", from_beginning=True, to_end=True, idle_timeout=10)
+    assert [orjson.loads(e)["request_id"] for e in envelopes] == ["reject-1"]
+    assert committed_total(settings, "g-eos-fail") == 1
 
 
 class _AbortableOnce(_FailsBeforeCommit):

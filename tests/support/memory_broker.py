@@ -113,6 +113,19 @@ class MemoryBroker:
                 if _visible(r, read_committed)
             ]
 
+    def keyed(
+        self, topic: str, read_committed: bool = True
+    ) -> list[tuple[bytes | None, bytes, str]]:
+        """(key, value, ``caslie-id`` header) of what :meth:`values` shows."""
+        with self.lock:
+            return [
+                (r.key, r.value or b"", dict(r.headers or []).get("caslie-id", b"").decode())
+                for (t, _), log in sorted(self.logs.items())
+                if t == topic
+                for r in log[: self._end(log, read_committed)]
+                if _visible(r, read_committed)
+            ]
+
     def committed_offset(self, group: str, topic: str, partition: int = 0) -> int | None:
         with self.lock:
             return self.offsets.get((group, (topic, partition)))

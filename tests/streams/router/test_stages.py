@@ -15,14 +15,18 @@ from pydantic import BaseModel
 from schemas.base import SCHEMA_VERSION, now
 from schemas.dlq import ErrorKind
 from schemas.events import ClaimEvent, ProductEvent, ReviewEvent, parse_query
-from schemas.records import TaskRequest
+from schemas.records import PredictionFailure, TaskRequest, parse_prediction
 from schemas.router import RecentReviews, WaitingQuery
 from schemas.tasks.registry import get_task
 from streams.codec import TOMBSTONE, Tombstone, decode, encode
 from streams.config import RouterSettings, Settings
+from streams.dlq import Failure
 from streams.router.stages import RouterStage, RouterTables, WaitingStage
 from streams.router.store import StateStore
 from streams.stage import Emit, Inbound, Output, Reject, Result, WarmingStage
+from streams.topics import topic_name
+from tests.support.memory_broker import MemoryBroker, MemoryClients
+from tests.support.memory_runner import Running, make_runner, memory_settings, wait_until
 
 
 class RestoredFollower:
@@ -230,11 +234,11 @@ def test_a_query_for_an_unknown_product_waits_then_resolves(tmp_path: Path) -> N
     assert request.logical_topic == "requests" and request.key == "r1"
 
 
-def test_a_query_past_its_deadline_is_rejected_with_how_long_it_waited(tmp_path: Path) -> None:
+def test_a_query_past_its_deadline_is_rejected_saying_what_never_arrived(tmp_path: Path) -> None:
     router, waiting_stage, _ = _router(tmp_path, product_wait_s=0)
     [result] = router.process([_query(request_id="r1", task="MPC", product_id="p9", query="q")])
     assert isinstance(result, Reject) and result.kind == ErrorKind.UNKNOWN_PRODUCT
-    assert "unknown product(s): p9" in result.message and "waited" in result.message
+    assert result.message.startswith("product(s) p9 never arrived within 0s")
 
     overdue = WaitingQuery(
         query='{"request_id": "r2", "task": "PSI", "product_id": "p8", "query": "q"}',
@@ -249,6 +253,56 @@ def test_a_query_past_its_deadline_is_rejected_with_how_long_it_waited(tmp_path:
     [late] = waiting_stage.process([_inbound("queries.waiting", overdue)])
     assert isinstance(late, Reject) and late.kind == ErrorKind.UNKNOWN_PRODUCT
     assert "30 retries" in late.message and "caslie.queries[3]@41" in late.message
+    assert "product(s) p8 never arrived" in late.message
+
+
+def _rejected_catalog_record(router: RouterStage, pid: str, offset: int) -> list[Output]:
+    raw = orjson.dumps({"product_id": pid, "images": [{"url": "gopher://x/a.png"}]})
+    failure = Failure(
+        "caslie.catalog", 0, offset, pid.encode(), raw, ErrorKind.SCHEMA, "scheme 'gopher'"
+    )
+    return list(router.dead_lettered("catalog", failure))
+
+
+def test_a_query_naming_a_rejected_product_fails_at_once_with_the_reason(tmp_path: Path) -> None:
+    router, waiting_stage, tables = _router(tmp_path, product_wait_s=60)
+    [marker] = _rejected_catalog_record(router, "k2", 5)
+    assert (marker.logical_topic, marker.key) == ("router.rejected", "k2")
+    [result] = router.process([_query(request_id="r1", task="PSI", product_id="k2", query="q")])
+    assert isinstance(result, Reject) and result.kind == ErrorKind.UNKNOWN_PRODUCT
+    assert result.message == "product k2 was rejected: scheme 'gopher'"
+
+    # a query that was waiting before the rejection fails on its next try, not at its deadline
+    waiting = WaitingQuery(
+        query='{"request_id": "r2", "task": "PSI", "product_id": "k2", "query": "q"}',
+        source_topic="caslie.queries",
+        source_partition=0,
+        source_offset=1,
+        first_seen=now(),
+        deadline=now() + 60,
+        not_before=now(),
+    )
+    [late] = waiting_stage.process([_inbound("queries.waiting", waiting)])
+    assert isinstance(late, Reject) and "product k2 was rejected" in late.message
+
+    # a later valid upsert deletes the marker and the product resolves
+    upsert = _outputs(router.process([_product("k2", title="Mug")])[0])
+    changes = [(o.logical_topic, o.key, o.value) for o in upsert]
+    assert ("router.rejected", "k2", TOMBSTONE) in changes
+    assert tables.rejected.get("k2") is None
+    [again] = router.process([_query(request_id="r3", task="PSI", product_id="k2", query="q")])
+    assert [o.logical_topic for o in _outputs(again)] == ["requests"]
+
+
+def test_only_catalog_records_with_a_product_id_are_remembered_as_rejected(
+    tmp_path: Path,
+) -> None:
+    router, _, tables = _router(tmp_path)
+    review = Failure("caslie.reviews", 0, 1, b"p1", b"{}", ErrorKind.SCHEMA, "bad")
+    garbage = Failure("caslie.catalog", 0, 2, None, b"\xff", ErrorKind.UNDECODABLE, "bad")
+    assert list(router.dead_lettered("reviews", review)) == []
+    assert list(router.dead_lettered("catalog", garbage)) == []
+    assert tables.rejected.all_keys() == []
 
 
 def test_one_failing_record_is_rejected_alone(
@@ -431,3 +485,62 @@ def test_records_from_a_future_version_are_read_and_passed_on_whole(tmp_path: Pa
     assert orjson.loads(encode(stored_claim.value))["gift_wrap"] == {"paper": "red"}
     assert isinstance(waiting.value, WaitingQuery)
     assert orjson.loads(waiting.value.query)["gift_wrap"] == {"paper": "red"}
+
+
+def test_on_the_runner_a_rejected_product_s_queries_end_with_the_true_reason(
+    tmp_path: Path,
+) -> None:
+    settings = memory_settings("exactly_once")
+    router, _, _ = _router(tmp_path, product_wait_s=0)
+    broker = MemoryBroker()
+    gopher = b'{"product_id": "k2", "title": "Mug", "images": [{"url": "gopher://h/a.png"}]}'
+    catalog, queries = topic_name(settings, "catalog"), topic_name(settings, "queries")
+    broker.append(catalog, gopher, key=b"k2")
+    with Running(make_runner(router, settings, MemoryClients(broker), "router")):
+        wait_until(lambda: broker.committed_offset("router", catalog) == 1, "product rejected")
+        for rid, pid in (("r1", "k2"), ("r2", "k3")):
+            query = {"request_id": rid, "task": "PSI", "product_id": pid, "query": "mug"}
+            broker.append(queries, orjson.dumps(query), key=rid.encode())
+        wait_until(lambda: broker.committed_offset("router", queries) == 2, "queries done")
+    by_id = {
+        key: parse_prediction(value)
+        for key, value, _ in broker.keyed(topic_name(settings, "predictions"))
+    }
+    assert set(by_id) == {b"r1", b"r2"}
+    rejected, never = by_id[b"r1"], by_id[b"r2"]
+    assert isinstance(rejected, PredictionFailure) and isinstance(never, PredictionFailure)
+    assert rejected.reason.startswith("product k2 was rejected: ")
+    assert "image url scheme 'gopher'" in rejected.reason
+    assert never.reason.startswith("product(s) k3 never arrived within 0s")
+    assert {rejected.stage, rejected.error_kind} == {"router", "unknown_product"}
+    [(key, marker, _)] = broker.keyed(topic_name(settings, "router.rejected"))
+    assert key == b"k2" and b"gopher" in marker
+
+
+def test_on_the_runner_a_query_whose_product_never_comes_fails_after_the_wait(
+    tmp_path: Path,
+) -> None:
+    settings = memory_settings("at_least_once")
+    router, waiting_stage, _ = _router(tmp_path, product_wait_s=0.3, retry_interval_s=0.05)
+    query = {"request_id": "r1", "task": "PSI", "product_id": "k9", "query": "mug"}
+    queries, waiting = topic_name(settings, "queries"), topic_name(settings, "queries.waiting")
+    predictions = topic_name(settings, "predictions")
+    started = now()
+    # the memory broker has one group member at a time: the router's stages run one by one
+    first = MemoryBroker()
+    first.append(queries, orjson.dumps(query), key=b"r1")
+    with Running(make_runner(router, settings, MemoryClients(first), "router")):
+        wait_until(lambda: bool(first.values(waiting)), "the query waits")
+    assert first.values(predictions) == []
+    broker = MemoryBroker()
+    for key, value, _ in first.keyed(waiting):
+        broker.append(waiting, value, key=key)
+    with Running(make_runner(waiting_stage, settings, MemoryClients(broker), "router.waiting")):
+        wait_until(lambda: bool(broker.values(predictions)), "the failure")
+    [(key, value, dedupe)] = broker.keyed(predictions)
+    failure = parse_prediction(value)
+    assert isinstance(failure, PredictionFailure) and (key, dedupe) == (b"r1", "r1:failed")
+    assert failure.stage == "router.waiting"
+    assert failure.reason.startswith("product(s) k9 never arrived within 0.3s")
+    assert failure.failed_at - started >= 0.3
+    assert len(broker.values(topic_name(settings, "queries.waiting"))) >= 2  # it did wait
