@@ -940,6 +940,13 @@ def eval_command(
             "the topics."
         ),
     ] = None,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            help="A snapshot of the accumulated dataset (an id or latest: caslie dataset "
+            "list) instead of the topics: the data retrain trained on, its other splits."
+        ),
+    ] = None,
     split: Annotated[
         list[str] | None,
         typer.Option(
@@ -996,7 +1003,7 @@ def eval_command(
     all of it, with per-attribute scores (AE) and a listing task's other metrics and
     per-category scores; the table shows the other metrics (strict) under the task's row.
 
-    Exit code 2 for contradictory options (--data with --records; --captions other than mv
+    Exit code 2 for contradictory options (--data, --records, --snapshot; --captions other than mv
     on a file's claim tasks), 1 when a split has no labelled examples or a file is missing,
     12 when --name has no version in the registry (or the registry cannot be read), 4 when the
     topics are read and the broker does not answer."""
@@ -1017,8 +1024,8 @@ def eval_command(
         problems.append(f"--captions must be one of {', '.join(CAPTIONS)}, not {captions!r}")
     if decoding not in (None, "score", "generate"):
         problems.append(f"--decoding must be score or generate, not {decoding!r}")
-    if data is not None and records is not None:
-        problems.append("--data and --records exclude each other")
+    if sum(x is not None for x in (data, records, snapshot)) > 1:
+        problems.append("--data, --records and --snapshot exclude each other")
     if problems:
         for problem in problems:
             typer.echo(f"error: {problem}", err=True)
@@ -1041,7 +1048,16 @@ def eval_command(
         except OSError as exc:
             _fail(ExitCode.INVALID_INPUT, f"cannot read {data}: {exc.strerror}")
     else:
-        if records is not None:
+        if snapshot is not None:
+            from streams.artifacts import DatasetError, dataset_store_for
+            from streams.artifacts.datasets import records_and_labels
+
+            store = dataset_store_for(settings)
+            try:
+                enriched, labels = records_and_labels(store.read(store.get(snapshot)))
+            except DatasetError as exc:
+                _fail(ExitCode.NO_TRAINING_DATA, str(exc))
+        elif records is not None:
             from caslie.prepare import read_prepared
 
             try:

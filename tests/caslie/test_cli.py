@@ -427,3 +427,17 @@ def test_retrain_every_survives_failed_cycles_with_a_growing_backoff(
     assert 0.2 <= waits[0] < 1.5  # after the crash: the first backoff, not the interval
     assert 0.4 <= waits[1] < 1.5  # after no data: doubled
     assert waits[2] >= 1.5  # the gate kept the incumbent: a success, the full interval
+
+
+def test_eval_reads_a_snapshot_and_says_when_there_is_none(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    env = {"CASLIE_PREDICTOR__REGISTRY": str(tmp_path / "registry")}
+    missing = CliRunner().invoke(app, ["eval", "--snapshot", "latest"], env=env)
+    assert missing.exit_code == ExitCode.NO_TRAINING_DATA
+    assert "dataset 'caslie' has no snapshot yet" in missing.output
+    both = CliRunner().invoke(
+        app, ["eval", "--snapshot", "latest", "--records", str(tmp_path)], env=env
+    )
+    assert both.exit_code == ExitCode.USAGE
+    assert "--data, --records and --snapshot exclude each other" in both.output
