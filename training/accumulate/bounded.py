@@ -12,6 +12,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+from streams.clients import make_consumer
 from streams.config import Settings
 from streams.exceptions import StreamError
 from streams.lag import committed_offsets, topic_ends
@@ -90,5 +93,46 @@ def accumulate(settings: Settings, stop: threading.Event, timeout_s: float = 360
 
 
 def _caught_up(settings: Settings, group: str, ends: dict[tuple[str, int], int]) -> bool:
-    done = committed_offsets(settings, group, [w for w, end in ends.items() if end > 0])
-    return all(done.get(where, 0) >= end for where, end in ends.items() if end > 0)
+    """Whether the group has committed everything up to ``ends``. A partition whose commit is
+    below its end offset may still be done: a transaction's commit marker (inputs written in
+    exactly-once mode) or records removed by retention take offsets no consumer is handed,
+    so the commit can stay below the end for good; :func:`_nothing_left` reads what lies
+    between as a ``read_committed`` consumer would."""
+    wanted = [w for w, end in ends.items() if end > 0]
+    done = committed_offsets(settings, group, wanted)
+    behind = {w: done.get(w, -1) for w in wanted if done.get(w, -1) < ends[w]}
+    return not behind or _nothing_left(settings, behind, ends)
+
+
+def _nothing_left(
+    settings: Settings, behind: dict[tuple[str, int], int], ends: dict[tuple[str, int], int]
+) -> bool:
+    """Whether no record a consumer is given lies between each partition's committed offset
+    and its end offset (``False`` on any doubt: the caller asks again)."""
+    consumer = make_consumer(settings, None, **{"enable.partition.eof": True})
+    try:
+        consumer.assign(
+            [
+                TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING)
+                for (t, p), o in behind.items()
+            ]
+        )
+        pending = set(behind)
+        deadline = time.monotonic() + 5.0
+        while pending and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            where = (str(msg.topic()), int(msg.partition() or 0))
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    return False
+                pending.discard(where)  # read to the end: nothing the group has not seen
+            elif (msg.offset() or 0) < ends.get(where, 0):
+                return False  # a record the group has not committed yet
+            else:
+                pending.discard(where)
+        return not pending
+    finally:
+        consumer.close()

@@ -38,13 +38,20 @@ def with_label(
     state: JoinState | None, label: LabelEvent, offset: int, at: float
 ) -> JoinState | None:
     """The state after ``label`` (at ``offset`` on ``labels``) arrived at ``at``; ``None``
-    when it is not newer than the label kept (nothing changes)."""
+    when it is older than the label kept (nothing changes). The label kept, read again (a
+    batch replayed after an aborted transaction or a crash), gives the state as it is: its
+    changelog record is produced again, since the replayed batch's first one may never have
+    been committed."""
     if state is None:
         return JoinState(
             request_id=label.request_id, label=label, label_offset=offset, updated_at=at
         )
-    if state.label is not None and _rank(label, offset) <= _rank(state.label, state.label_offset):
-        return None
+    if state.label is not None:
+        new, kept = _rank(label, offset), _rank(state.label, state.label_offset)
+        if new == kept and label == state.label:
+            return state
+        if new <= kept:
+            return None
     return state.model_copy(update={"label": label, "label_offset": offset, "updated_at": at})
 
 

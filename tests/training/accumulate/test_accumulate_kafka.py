@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from schemas.tasks.sa import SA_OPTIONS
@@ -57,3 +58,36 @@ def test_bounded_runs_write_shards_and_a_snapshot_reads_the_latest_labels(
     latest = {r.request_id: r.label.label for r in dataset.read(snapshot)}
     assert latest == {"r1": "C", "r2": "B", "late": "A"}
     assert len(snapshot.shards) == 2
+
+
+def test_a_bounded_run_over_transactional_inputs_ends(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """Inputs written in exactly-once mode end each transaction with a commit marker, an offset
+    no consumer is handed: the group's commit stays one below the end offset, and the run must
+    still see that it has caught up."""
+    from confluent_kafka import Producer
+
+    from streams.topics import topic_name
+
+    settings = kafka_settings.model_copy(
+        update={
+            "cache_dir": tmp_path / "cache",
+            "training": TrainingSettings(dataset_store=str(tmp_path / "store")),
+        }
+    )
+    producer = Producer(
+        {"bootstrap.servers": settings.bootstrap_servers, "transactional.id": "tx-inputs"}
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for rid in ("t1", "t2"):
+        record = _record(rid)
+        label = {"request_id": rid, "task": "SA", "label": "B"}
+        for logical, value in (("enriched", record), ("labels", label)):
+            producer.produce(
+                topic_name(settings, logical), key=rid.encode(), value=orjson.dumps(value)
+            )
+    producer.commit_transaction(30)
+    done = accumulate(settings, threading.Event(), timeout_s=60)
+    assert done.rows_written == 2

@@ -130,6 +130,22 @@ def test_a_relabel_after_the_write_makes_a_new_row_and_a_replay_writes_nothing(
     assert _shard_count(dataset) == 2 and _rows(dataset) == {"r": "C"}
 
 
+def test_a_label_read_again_republishes_its_state(
+    tmp_path: Path, dataset: DatasetStore, clock: Clock
+) -> None:
+    """A batch replayed after an aborted transaction reads its label again: the join it made
+    is in the table already, but its changelog record was never committed, so the replay
+    produces it again (an older label still produces nothing)."""
+    stage = _stage(tmp_path, dataset, clock)
+    label = _label("r", "A", at=5.0)
+    [first] = stage.process([label])
+    [again] = stage.process([label])
+    [older] = stage.process([_label("r", "B", at=1.0)])
+    assert isinstance(first, Emit) and isinstance(again, Emit) and isinstance(older, Emit)
+    assert [o.value for o in again.outputs] == [o.value for o in first.outputs]
+    assert len(again.outputs) == 1 and older.outputs == []
+
+
 def test_joins_expire_after_label_wait_unless_unwritten(
     tmp_path: Path, dataset: DatasetStore, clock: Clock
 ) -> None:
