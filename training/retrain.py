@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -153,12 +154,26 @@ def _open_run(settings: Settings, folder: Path, snapshot_id: str) -> tuple[Snaps
     store = dataset_store_for(settings)
     marker = folder / "run.json"
     if marker.is_file():
-        earlier = orjson.loads(marker.read_bytes())["snapshot"]
-        log.info("resuming the unfinished run in %s on snapshot %s", folder, earlier)
-        return store.get(earlier), True
+        try:
+            earlier = str(orjson.loads(marker.read_bytes())["snapshot"])
+            if snapshot_id in ("new", "latest", earlier):
+                log.info("resuming the unfinished run in %s on snapshot %s", folder, earlier)
+                return store.get(earlier), True
+            log.warning(
+                "an unfinished run in %s trained on snapshot %s; --snapshot %s asks for "
+                "another: starting afresh",
+                folder,
+                earlier,
+                snapshot_id,
+            )
+        except (orjson.JSONDecodeError, KeyError, DatasetError) as exc:
+            log.warning("the unfinished run in %s cannot resume (%s): starting afresh", folder, exc)
+        shutil.rmtree(folder, ignore_errors=True)
     snap = store.snapshot() if snapshot_id == "new" else store.get(snapshot_id)
     folder.mkdir(parents=True, exist_ok=True)
-    marker.write_bytes(orjson.dumps({"snapshot": snap.id, "started_at": time.time()}))
+    partial = marker.with_name(".run.json.tmp")
+    partial.write_bytes(orjson.dumps({"snapshot": snap.id, "started_at": time.time()}))
+    os.replace(partial, marker)  # whole or absent: a kill mid-write leaves no torn marker
     return snap, False
 
 
@@ -219,7 +234,13 @@ def retrain_cycle(
     stage = parse_stage(stage)
     lora = replace(lora or LoraSettings(), cutoff=settings.predictor.cutoff)
     dpo = replace(dpo or DpoSettings(), cutoff=settings.predictor.cutoff)
-    shaping = {"stage": stage, "lora": lora, "dpo": dpo, "max_train": max_train}
+    shaping = {
+        "stage": stage,
+        "lora": lora,
+        "dpo": dpo,
+        "max_train": max_train,
+        "model": settings.predictor.model,  # a new base model must not resume an old run
+    }
     folder = checkpoint_root(settings) / run_key(name, refine=refine, **shaping)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -386,7 +407,14 @@ def _cycle(
                     published = entry
             assert published is not None
             registry.set_current(name, published.version)
-            announce(settings, published)
+            try:
+                announce(settings, published)
+            except AnnouncementError:
+                # published and current: the run ended, only the predictors do not know yet
+                note = {"published": published.ref, "announced": False, "snapshot": snap.id}
+                registry.record_run(name, orjson.dumps(note), published.version)
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         timings["publish"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     result = CycleResult(

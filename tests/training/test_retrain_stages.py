@@ -133,3 +133,36 @@ def test_a_restarted_run_trains_on_its_own_snapshot_and_an_ended_one_leaves_noth
         retrain.retrain_cycle(settings, "g", progress=False)
     assert seen[2][0] != seen[0][0]  # a new snapshot, with b
     assert store.get(seen[2][0]).rows == 2
+
+
+def test_a_torn_or_stale_run_marker_starts_afresh(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A marker that does not parse, names a snapshot that is gone, or differs from the
+    --snapshot asked for does not wedge every later cycle: the run starts afresh."""
+    from schemas import EnrichedRecord, LabelEvent
+    from schemas.tasks.sa import SA_OPTIONS
+    from streams.artifacts import LabelledRecord, dataset_store_for
+    from training import retrain
+
+    settings = Settings(predictor={"registry": str(tmp_path / "registry")})
+    record = EnrichedRecord.model_validate(
+        {"request_id": "a", "task": "SA", "inputs": {"review": "a"}, "options": SA_OPTIONS}
+    )
+    store = dataset_store_for(settings)
+    store.append([LabelledRecord(record, LabelEvent(request_id="a", task="SA", label="B"))])
+    first = store.snapshot()
+    folder = tmp_path / "run"
+    for torn in (b'{"snaps', b'{"snapshot": "20200101T000000Z-deadbeef"}'):
+        folder.mkdir(exist_ok=True)
+        (folder / "run.json").write_bytes(torn)
+        (folder / "sft").mkdir(exist_ok=True)
+        snap, resumed = retrain._open_run(settings, folder, "new")
+        assert (snap.id, resumed) == (first.id, False)
+        assert not (folder / "sft").exists()  # the old run's checkpoints went with it
+    store.append([LabelledRecord(record, LabelEvent(request_id="a", task="SA", label="C"))])
+    second = store.snapshot()
+    snap, resumed = retrain._open_run(settings, folder, second.id)  # asked for another one
+    assert (snap.id, resumed) == (second.id, False)
+    snap, resumed = retrain._open_run(settings, folder, "new")  # a restart of that run
+    assert (snap.id, resumed) == (second.id, True)
