@@ -112,3 +112,55 @@ def test_kcat_produces_and_reads_the_routers_task_request(broker: str, tmp_path:
 
 def _keyed(key: str, value: dict[str, object]) -> bytes:
     return key.encode() + b"\t" + orjson.dumps(value) + b"\n"
+
+
+@pytest.mark.skipif(KCAT is None, reason="kcat is not installed (apt-get install kcat)")
+def test_the_event_docs_example_lines_through_the_router_with_kcat(
+    broker: str, tmp_path: Path
+) -> None:
+    """docs/events.md's catalog, review and CASLIE query lines, produced by kcat keyed as the
+    page says, each end as the router's task request on ``requests`` or as a failure with
+    its reason on ``predictions``: none is lost or left waiting."""
+    from streams.topics import BY_LOGICAL
+    from tests.schemas.test_events_doc import EXAMPLES
+
+    prefix = f"kd{uuid.uuid4().hex[:8]}."
+    env = {
+        **os.environ,
+        "CASLIE_BOOTSTRAP_SERVERS": broker,
+        "CASLIE_TOPIC_PREFIX": prefix,
+        "CASLIE_CACHE_DIR": str(tmp_path),
+        "CASLIE_ROUTER__PRODUCT_WAIT_S": "2",
+    }
+    cli = [sys.executable, "-m", "caslie"]
+    created = subprocess.run([*cli, "topics", "create"], env=env, capture_output=True)
+    assert created.returncode == 0, created.stderr.decode()[-2000:]
+    caslie_tasks = {"AP", "CC", "PRP", "PSI", "MPC", "SA", "SR"}
+    asked: set[str] = set()
+    for topic in ("catalog", "reviews", "queries"):
+        lines = [orjson.loads(line) for t, line in EXAMPLES if t == topic]
+        if topic == "queries":
+            lines = [q for q in lines if q["task"] in caslie_tasks]
+            asked = {q["request_id"] for q in lines}
+        key = BY_LOGICAL[topic].key
+        body = b"".join(_keyed(str(v[key]), v) for v in lines)
+        kcat(broker, "-P", "-t", f"{prefix}{topic}", "-K", "\t", stdin=body)
+    assert len(asked) >= 7
+    router = subprocess.Popen(
+        [*cli, "run", "router"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    ended: dict[str, str] = {}
+    try:
+        for topic in ("requests", "predictions"):
+            out = subprocess.run(
+                [*cli, "consume", topic, "--json-envelope", "--from-beginning", "--timeout", "20"],
+                env=env,
+                capture_output=True,
+            )
+            for line in out.stdout.splitlines():
+                value = orjson.loads(line)["payload"]
+                ended.setdefault(value["request_id"], value.get("reason", "request"))
+    finally:
+        router.send_signal(signal.SIGTERM)
+        router.wait(60)
+    assert asked <= set(ended), f"left without an answer: {sorted(asked - set(ended))}"
