@@ -360,7 +360,7 @@ def test_eval_decodings_differ_from_the_command_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--data", "x.json", "--records", "d"], b"--data and --records exclude each other"),
+        (["--data", "x.json", "--records", "d"], b"--data, --records and --snapshot exclude each other"),
         (["--split", "holdout"], b"is not a split tag"),
         (["--captions", "all"], b"--captions must be one of mv, uia, none"),
         (["--decoding", "beam"], b"--decoding must be score or generate"),
