@@ -5,6 +5,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS_IN = Counter("caslie_records_in_total", "Records consumed by a stage.", ["stage", "topic"])
+REDELIVERED = Counter(
+    "caslie_records_redelivered_total",
+    "Records the Kafka client delivered again within one assignment (its fetch position "
+    "moved back by itself): dropped, not processed twice.",
+    ["stage", "topic"],
+)
 RECORDS_OUT = Counter(
     "caslie_records_out_total", "Records produced and acknowledged.", ["stage", "topic"]
 )

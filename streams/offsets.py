@@ -10,6 +10,14 @@ the records were consumed in, and the hand-off carries it with them. :meth:`forg
 partition was revoked or lost, or is about to be read again from its committed position)
 starts a new epoch, so a copy consumed before it is recognised as stale (:meth:`current`)
 and dropped instead of being processed, expected or acknowledged twice.
+
+Within an epoch offsets only go forward: :meth:`OffsetTracker.next_offset` is one past the
+highest offset consumed, and :meth:`add` ignores anything below it. librdkafka can move a
+partition's fetch position back by itself (2.16: a newly assigned partition without a
+committed offset, paused and resumed during its offset reset, was read from offset 0 again
+a second later); the poller drops such re-deliveries (:class:`streams.runner.polling.Poller`),
+so a record committed in this epoch is never processed again. Only :meth:`forget` (a rewind
+or a new assignment) goes back.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ class _Partition:
     unfinished: int = 0
     #: Set while the partition is being revoked or lost: no new batch takes its records.
     leaving: bool = False
+    #: One past the highest offset added in this epoch (``None`` before the first).
+    next: int | None = None
 
 
 class OffsetTracker:
@@ -45,7 +55,8 @@ class OffsetTracker:
         self._lock = threading.Lock()
 
     def add(self, tp: TopicPartition, offsets: Iterable[int]) -> int:
-        """Records were consumed and handed to processing; returns their epoch."""
+        """Records were consumed and handed to processing; returns their epoch. Offsets
+        below :meth:`next_offset` (re-deliveries, live or committed) are ignored."""
         with self._lock:
             part = self._parts.get(tp)
             if part is None:
@@ -53,13 +64,22 @@ class OffsetTracker:
             outstanding = part.outstanding
             added = 0
             for offset in offsets:
-                if offset not in outstanding:  # a re-delivery of a live record is ignored
-                    part.order.append(offset)
-                    outstanding[offset] = None
-                    added += 1
+                if part.next is not None and offset < part.next:
+                    continue  # read already in this epoch
+                part.order.append(offset)
+                outstanding[offset] = None
+                part.next = offset + 1
+                added += 1
             part.unfinished += added
             self._unfinished += added
             return part.epoch
+
+    def next_offset(self, tp: TopicPartition) -> int | None:
+        """One past the highest offset consumed from ``tp`` in its current epoch; ``None``
+        before the first record (after an assignment or a rewind)."""
+        with self._lock:
+            part = self._parts.get(tp)
+            return part.next if part is not None else None
 
     def current(self, tp: TopicPartition, epoch: int) -> bool:
         """Records consumed in ``epoch`` belong to the partition's current assignment, and

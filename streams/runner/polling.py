@@ -4,11 +4,14 @@ Each round it consumes, hands the records over as per-partition chunks, applies
 backpressure and lets the commit strategy commit. Rebalance callbacks run inside
 ``consume()`` on this thread: before partitions go (revoked, or lost past the session
 timeout) the strategy quiesces them (the batch in progress ends, what is finished commits)
-and they are forgotten, so their buffered records are dropped as stale.
+and they are forgotten, so their buffered records are dropped as stale. Records the client
+delivers again below what the assignment read already are dropped too (offsets only go
+forward: :mod:`streams.offsets`).
 
 Backpressure: when ``max_in_flight`` records are unfinished, every assigned partition is
 paused (and stays paused across reassignment) but polling goes on, so the group never evicts
-the worker for exceeding ``max.poll.interval.ms``; below half the limit they resume.
+the worker for exceeding ``max.poll.interval.ms``; below half the limit they resume. Only
+paused partitions are ever resumed.
 """
 
 from __future__ import annotations
@@ -88,10 +91,40 @@ class Poller:
                 log.warning("consumer error (retried by the client): %s", err)
         chunks = []
         for tp, msgs in by_partition.items():
+            msgs = self._forward_only(tp, msgs)
+            if not msgs:
+                continue
             epoch = self._tracker.add(tp, (m.offset() for m in msgs))  # type: ignore[misc]
             chunks.append(Chunk(tp, epoch, msgs))
             metrics.RECORDS_IN.labels(self._labels["stage"], tp[0]).inc(len(msgs))
         self._handoff.put(chunks)
+
+    def _forward_only(self, tp: TopicPartition, msgs: list[Message]) -> list[Message]:
+        """The records past what this assignment consumed of ``tp`` already. librdkafka may
+        move a fetch position back by itself (see :mod:`streams.offsets`); processing those
+        records again would repeat outputs that are committed, in exactly-once mode too.
+        They are dropped and counted."""
+        floor = self._tracker.next_offset(tp)
+        if floor is None or msgs[0].offset() >= floor:  # type: ignore[operator]
+            return msgs
+        kept: list[Message] = []
+        for msg in msgs:
+            offset: int = msg.offset()  # type: ignore[assignment]
+            if floor is None or offset >= floor:
+                kept.append(msg)
+                floor = offset + 1
+        dropped = len(msgs) - len(kept)
+        metrics.REDELIVERED.labels(self._labels["stage"], tp[0]).inc(dropped)
+        log.warning(
+            "the client delivered %d records of %s[%d] again (from offset %d; this "
+            "assignment had read up to %d): dropped, not processed twice",
+            dropped,
+            tp[0],
+            tp[1],
+            msgs[0].offset(),
+            self._tracker.next_offset(tp),
+        )
+        return kept
 
     def _apply_backpressure(self) -> None:
         in_flight = self._tracker.in_flight()
@@ -135,13 +168,12 @@ class Poller:
         log.info("rewound %d partitions to their committed positions", len(keep))
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
-        # librdkafka keeps a partition's pause flag across assignments: a partition paused
-        # under backpressure, lost (session timeout) and assigned again would never be
-        # fetched. New partitions follow the current backpressure state instead.
+        # New partitions follow the current backpressure state. They are never resumed
+        # here: resuming a partition that is not paused can move its fetch position back
+        # to an offset already consumed (librdkafka #4686); a leaving partition's pause
+        # flag, which librdkafka keeps across assignments, is cleared in ``_on_leave``.
         if partitions and self._paused:
             consumer.pause(partitions)
-        elif partitions:
-            consumer.resume(partitions)
 
     def _on_leave(self, partitions: list[KafkaTopicPartition], lost: bool) -> None:
         assert self._strategy is not None
@@ -161,5 +193,5 @@ class Poller:
             self._on_fatal(exc)
         finally:
             self._leaving = set()
-        if partitions:
+        if partitions and self._paused:
             self.consumer.resume(partitions)  # clear the pause flag for a later assignment

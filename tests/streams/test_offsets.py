@@ -127,3 +127,23 @@ def test_a_leaving_partition_finishes_its_batch_but_starts_no_other() -> None:
     assert tracker.committable() == {TP: 2}
     tracker.forget([TP])
     assert tracker.current(TP, tracker.add(TP, [2]))  # assigned again: a fresh start
+
+
+def test_offsets_only_go_forward_within_an_epoch() -> None:
+    """A re-delivery below what the epoch consumed (committed or live) is not tracked
+    again; a new epoch (rewind, reassignment) starts from wherever it is told."""
+    tracker = OffsetTracker()
+    assert tracker.next_offset(TP) is None
+    epoch = tracker.add(TP, [0, 1, 2])
+    for offset in (0, 1, 2):
+        tracker.expect(TP, offset, 0, epoch)
+    assert tracker.committable() == {TP: 3}
+    assert tracker.next_offset(TP) == 3
+    assert tracker.add(TP, [0, 1, 2, 3]) == epoch  # 0-2 again: only 3 is new
+    assert tracker.in_flight() == 1
+    assert not tracker.expect(TP, 1, 1, epoch)  # committed already: produces nothing
+    assert tracker.next_offset(TP) == 4
+    tracker.forget([TP])
+    assert tracker.next_offset(TP) is None
+    fresh = tracker.add(TP, [1])
+    assert fresh != epoch and tracker.next_offset(TP) == 2

@@ -195,6 +195,7 @@ class MemoryConsumer:
         #: Every pause() and resume() call, for backpressure tests.
         self.pause_calls: list[list[TP]] = []
         self.resume_calls: list[list[TP]] = []
+        self._resumed_unpaused: list[TP] = []
         #: Rebalances whose callbacks have returned.
         self.rebalances_done = 0
         self.closed = False
@@ -261,6 +262,7 @@ class MemoryConsumer:
     def resume(self, partitions: list[TopicPartition]) -> None:
         with self._b.lock:
             self.resume_calls.append([(p.topic, p.partition) for p in partitions])
+            self._resumed_unpaused += [tp for tp in self.resume_calls[-1] if tp not in self._paused]
             self._paused.difference_update(self.resume_calls[-1])
 
     def seek(self, partition: TopicPartition) -> None:
@@ -269,6 +271,17 @@ class MemoryConsumer:
             if tp not in self._positions:
                 raise KafkaException(KafkaError(KafkaError._STATE, f"{tp} is not assigned"))
             self._positions[tp] = partition.offset
+
+    def fetch_from(self, tp: TP, offset: int) -> None:
+        """Move a fetch position without the application asking: what librdkafka does when
+        a resume races a partition's offset lookup (librdkafka #4686)."""
+        with self._b.lock:
+            self._positions[tp] = offset
+            self._b.lock.notify_all()
+
+    def resumed_unpaused(self) -> list[TP]:
+        """Partitions resumed while they were not paused (the #4686 trigger), in order."""
+        return self._resumed_unpaused
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         with self._b.lock:

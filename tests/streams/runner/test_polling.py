@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 from confluent_kafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from streams.stage import Inbound, Result
 from streams.topics import topic_name
@@ -118,3 +119,33 @@ def test_backpressure_pauses_and_resumes_and_everything_is_processed() -> None:
     pauses = len(consumer.pause_calls)
     assert pauses > 1  # paused again after a resume: it did not just stay paused
     assert sorted(output_ids(broker, settings)) == sorted(f"r-{i}" for i in range(n))
+    assert consumer.resumed_unpaused() == []  # librdkafka #4686's trigger, never pulled
+
+
+@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+def test_a_fetch_position_the_client_moves_back_repeats_nothing(delivery: str) -> None:
+    """librdkafka can move a partition's fetch position back by itself (CI saw the router
+    read ``queries.waiting`` from offset 0 again, 178 committed records later, and publish
+    them twice in exactly-once mode): records this assignment read already are dropped and
+    counted, never processed twice."""
+    settings = memory_settings(delivery)
+    requests = topic_name(settings, "requests")
+    broker = MemoryBroker()
+    n = 30
+    for i in range(n):
+        broker.append(requests, request_bytes(f"r-{i}"))
+    clients = MemoryClients(broker)
+    runner = make_runner(CopyStage(), settings, clients, "g")
+    labels = {"stage": runner.stage.name, "topic": requests}
+    before = REGISTRY.get_sample_value("caslie_records_redelivered_total", labels) or 0.0
+    with Running(runner):
+        wait_until(lambda: broker.committed_offset("g", requests) == n, "all committed")
+        clients.consumers[0].fetch_from((requests, 0), 0)  # committed, and read again
+        broker.append(requests, request_bytes("r-last"))
+        wait_until(lambda: broker.committed_offset("g", requests) == n + 1, "the last committed")
+        wait_until(lambda: "r-last" in output_ids(broker, settings), "the last output")
+    counts = Counter(output_ids(broker, settings))
+    assert set(counts) == {f"r-{i}" for i in range(n)} | {"r-last"}
+    assert max(counts.values()) == 1
+    after = REGISTRY.get_sample_value("caslie_records_redelivered_total", labels)
+    assert after == before + n
