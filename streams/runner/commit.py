@@ -194,10 +194,17 @@ class Transactional(_Gated):
         failing: Callable[[], bool],
         rewind: Rewind,
         transactional_id: str,
+        transaction_timeout_s: float = 60.0,
     ) -> None:
         super().__init__(producer, tracker, labels, failing)
         self._rewind = rewind
         self._transactional_id = transactional_id
+        #: How long a commit or an abort is retried: past the transaction timeout, which
+        #: bounds librdkafka's message timeout, every record of the transaction has been
+        #: delivered or has failed, so the call has an outcome (committed, or abortable).
+        #: Giving up sooner left the call in progress: the abort then conflicted with it
+        #: (``_CONFLICT``) and the stage stopped, after a broker pause in CI.
+        self._settle_s = transaction_timeout_s + TXN_TIMEOUT_S
         self._request: _CommitRequest | None = None
         self._requested = threading.Condition()
         #: A transaction was begun and is neither committed nor aborted yet.
@@ -254,6 +261,7 @@ class Transactional(_Gated):
             self._retrying(
                 "committing the transaction",
                 lambda: self._producer.commit_transaction(TXN_TIMEOUT_S),
+                self._settle_s,
             )
             self._open = False
             request.committed = True
@@ -279,9 +287,11 @@ class Transactional(_Gated):
         finally:
             request.done.set()
 
-    def _retrying(self, what: str, call: Callable[[], None]) -> None:
-        """``call`` again after retriable errors, for at most ``TXN_TIMEOUT_S`` in all."""
-        deadline = time.monotonic() + TXN_TIMEOUT_S
+    def _retrying(
+        self, what: str, call: Callable[[], None], budget_s: float = TXN_TIMEOUT_S
+    ) -> None:
+        """``call`` again after retriable errors, for at most ``budget_s`` in all."""
+        deadline = time.monotonic() + budget_s
         delay = 0.05
         while True:
             try:
@@ -306,7 +316,9 @@ class Transactional(_Gated):
         """Abort the open transaction; a failed abort stops the stage (raises)."""
         try:
             self._retrying(
-                "aborting the transaction", lambda: self._producer.abort_transaction(TXN_TIMEOUT_S)
+                "aborting the transaction",
+                lambda: self._producer.abort_transaction(TXN_TIMEOUT_S),
+                self._settle_s,
             )
         except KafkaException as exc:
             err: KafkaError = exc.args[0]

@@ -11,6 +11,11 @@ pipeline stage also ends its query: a :class:`~schemas.records.PredictionFailure
 its request id goes to ``predictions`` with the envelope (``caslie-id``
 ``<request id>:failed``), in the same transaction in exactly-once mode. A
 :class:`~streams.stage.DeadLetterWatcher` stage adds its own records to both.
+
+A failed delivery stops an at-least-once stage (``DeliveryFailed``: the record is not
+committed, its restart reads it again). In exactly-once mode it fails the transaction
+instead: librdkafka then fails the commit with an abortable error, the batch is aborted and
+read again, and the stage goes on (a fenced producer still stops it).
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ class Dispatcher:
         self._producer = producer
         self._tracker = tracker
         self._on_fatal = on_fatal
+        #: Exactly-once: a failed delivery fails its transaction, not the stage.
+        self._transactional = settings.delivery == "exactly_once"
         self._policy = DlqPolicy(settings.dlq)
         self._policy_before = self._policy.snapshot()
         self._logical = {t: logical_name(settings, t) for t in _topics(settings, stage)}
@@ -166,7 +173,14 @@ class Dispatcher:
                     self._on_fatal(
                         DeliveryFailed(f"delivery to {topic} failed: {err}; {FENCED_HINT}")
                     )
-                elif err.code() not in _ABORTED:
+                elif err.code() in _ABORTED:
+                    pass
+                elif self._transactional:
+                    # the transaction cannot commit now: its commit fails abortable, it is
+                    # aborted and its batch read again (a broker away longer than the
+                    # message timeout, say); nothing of it becomes visible
+                    log.warning("delivery to %s failed inside a transaction: %s", topic, err)
+                else:
                     self._on_fatal(DeliveryFailed(f"delivery to {topic} failed: {err}"))
                 return
             metrics.RECORDS_OUT.labels(stage_name, topic).inc()

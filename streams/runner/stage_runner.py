@@ -85,7 +85,13 @@ class StageRunner:
         self._strategy: CommitStrategy
         if self.exactly_once:
             self._strategy = Transactional(
-                self._producer, tracker, labels, self.failing, self._poller.rewind, txn_id
+                self._producer,
+                tracker,
+                labels,
+                self.failing,
+                self._poller.rewind,
+                txn_id,
+                settings.transaction_timeout_ms / 1000,
             )
         else:
             self._strategy = AtLeastOnce(self._producer, tracker, labels, self.failing)

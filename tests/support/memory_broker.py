@@ -38,6 +38,8 @@ Report = tuple[Callable[[KafkaError | None, Any], None], KafkaError | None, "Mem
 class _Txn:
     state: str = "open"  # open | committed | aborted
     offsets: dict[tuple[str, TP], int] = field(default_factory=dict)
+    #: A delivery of the transaction failed: its commit fails with an abortable error.
+    failed: KafkaError | None = None
 
 
 @dataclass
@@ -89,6 +91,7 @@ class MemoryBroker:
         self.txn_epochs: dict[str, int] = {}
         self.rebalances: list[tuple[str, list[TP]]] = []
         self.commit_failure: KafkaError | None = None
+        self.delivery_failure: KafkaError | None = None
         self.aborted = 0
         self.lock = threading.Condition()
 
@@ -151,6 +154,12 @@ class MemoryBroker:
         """The next ``Consumer.commit`` or ``Producer.commit_transaction`` raises ``error``."""
         with self.lock:
             self.commit_failure = error
+
+    def fail_next_delivery(self, error: KafkaError) -> None:
+        """The next produced record's delivery report carries ``error`` (it is not written);
+        inside a transaction the commit then fails with an abortable error, as librdkafka's."""
+        with self.lock:
+            self.delivery_failure = error
 
     def fence(self, transactional_id: str) -> None:
         """Another producer initialised ``transactional_id``: its current owner is fenced."""
@@ -356,6 +365,14 @@ class MemoryProducer:
                 raise KafkaException(KafkaError(KafkaError._STATE, "no open transaction"))
             partition = zlib.crc32(key) % self._b.partitions if key else 0
             log = self._b._log(topic, partition)
+            failure, self._b.delivery_failure = self._b.delivery_failure, None
+            if failure is not None:
+                if self._txn is not None:
+                    self._txn.failed = failure
+                if on_delivery is not None:
+                    lost = MemoryMessage(topic, partition, -1, _Record(key, value, headers, None))
+                    self._reports.append((on_delivery, failure, lost))
+                return
             log.append(_Record(key, value, headers, self._txn))
             if on_delivery is not None:
                 msg = MemoryMessage(topic, partition, len(log) - 1, log[-1])
@@ -410,6 +427,14 @@ class MemoryProducer:
             failure, self._b.commit_failure = self._b.commit_failure, None
             if failure is not None:
                 raise KafkaException(failure)
+            if self._txn.failed is not None:
+                raise KafkaException(
+                    KafkaError(
+                        self._txn.failed.code(),
+                        f"a delivery of the transaction failed: {self._txn.failed}",
+                        txn_requires_abort=True,
+                    )
+                )
             self._txn.state = "committed"
             self._b.offsets.update(self._txn.offsets)
             self._txn = None
