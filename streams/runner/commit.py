@@ -194,7 +194,7 @@ class Transactional(_Gated):
         failing: Callable[[], bool],
         rewind: Rewind,
         transactional_id: str,
-        transaction_timeout_s: float = 60.0,
+        transaction_timeout_s: float,
     ) -> None:
         super().__init__(producer, tracker, labels, failing)
         self._rewind = rewind

@@ -91,40 +91,48 @@ class Poller:
                 log.warning("consumer error (retried by the client): %s", err)
         chunks = []
         for tp, msgs in by_partition.items():
-            msgs = self._forward_only(tp, msgs)
+            msgs, offsets = self._forward_only(tp, msgs)
             if not msgs:
                 continue
-            epoch = self._tracker.add(tp, (m.offset() for m in msgs))  # type: ignore[misc]
+            epoch = self._tracker.add(tp, offsets)
             chunks.append(Chunk(tp, epoch, msgs))
             metrics.RECORDS_IN.labels(self._labels["stage"], tp[0]).inc(len(msgs))
         self._handoff.put(chunks)
 
-    def _forward_only(self, tp: TopicPartition, msgs: list[Message]) -> list[Message]:
-        """The records past what this assignment consumed of ``tp`` already. librdkafka may
-        move a fetch position back by itself (see :mod:`streams.offsets`); processing those
-        records again would repeat outputs that are committed, in exactly-once mode too.
-        They are dropped and counted."""
+    def _forward_only(
+        self, tp: TopicPartition, msgs: list[Message]
+    ) -> tuple[list[Message], list[int]]:
+        """The records past what this assignment consumed of ``tp`` already, and their
+        offsets. librdkafka may move a fetch position back by itself (see
+        :mod:`streams.offsets`), also in the middle of one ``consume()`` result; processing
+        those records again would repeat outputs that are committed, in exactly-once mode
+        too, and re-apply old table changes. They are dropped and counted."""
         floor = self._tracker.next_offset(tp)
-        if floor is None or msgs[0].offset() >= floor:  # type: ignore[operator]
-            return msgs
         kept: list[Message] = []
+        offsets: list[int] = []
+        first_dropped: int | None = None
         for msg in msgs:
             offset: int = msg.offset()  # type: ignore[assignment]
-            if floor is None or offset >= floor:
-                kept.append(msg)
-                floor = offset + 1
-        dropped = len(msgs) - len(kept)
-        metrics.REDELIVERED.labels(self._labels["stage"], tp[0]).inc(dropped)
-        log.warning(
-            "the client delivered %d records of %s[%d] again (from offset %d; this "
-            "assignment had read up to %d): dropped, not processed twice",
-            dropped,
-            tp[0],
-            tp[1],
-            msgs[0].offset(),
-            self._tracker.next_offset(tp),
-        )
-        return kept
+            if floor is not None and offset < floor:
+                if first_dropped is None:
+                    first_dropped = offset
+                continue
+            kept.append(msg)
+            offsets.append(offset)
+            floor = offset + 1
+        if first_dropped is not None:
+            dropped = len(msgs) - len(kept)
+            metrics.REDELIVERED.labels(self._labels["stage"], tp[0]).inc(dropped)
+            log.warning(
+                "the client delivered %d records of %s[%d] again (from offset %d; this "
+                "assignment had read up to %d): dropped, not processed twice",
+                dropped,
+                tp[0],
+                tp[1],
+                first_dropped,
+                self._tracker.next_offset(tp),
+            )
+        return kept, offsets
 
     def _apply_backpressure(self) -> None:
         in_flight = self._tracker.in_flight()

@@ -204,7 +204,8 @@ class MemoryConsumer:
         #: Every pause() and resume() call, for backpressure tests.
         self.pause_calls: list[list[TP]] = []
         self.resume_calls: list[list[TP]] = []
-        self._resumed_unpaused: list[TP] = []
+        #: Partitions resumed while they were not paused (librdkafka #4686's trigger).
+        self.resumed_unpaused: list[TP] = []
         #: Rebalances whose callbacks have returned.
         self.rebalances_done = 0
         self.closed = False
@@ -271,7 +272,7 @@ class MemoryConsumer:
     def resume(self, partitions: list[TopicPartition]) -> None:
         with self._b.lock:
             self.resume_calls.append([(p.topic, p.partition) for p in partitions])
-            self._resumed_unpaused += [tp for tp in self.resume_calls[-1] if tp not in self._paused]
+            self.resumed_unpaused += [tp for tp in self.resume_calls[-1] if tp not in self._paused]
             self._paused.difference_update(self.resume_calls[-1])
 
     def seek(self, partition: TopicPartition) -> None:
@@ -287,10 +288,6 @@ class MemoryConsumer:
         with self._b.lock:
             self._positions[tp] = offset
             self._b.lock.notify_all()
-
-    def resumed_unpaused(self) -> list[TP]:
-        """Partitions resumed while they were not paused (the #4686 trigger), in order."""
-        return self._resumed_unpaused
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         with self._b.lock:
